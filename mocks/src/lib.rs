@@ -1,0 +1,1 @@
+//! Stateful Kubernetes API simulator and cloud API mocks for testing kup.
