@@ -1,0 +1,425 @@
+//! The provider abstraction: one trait that every kind of cluster implements.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{AddonUpgrade, AvailableVersion, ClusterInfo};
+use crate::error::{Error, Result};
+use crate::finding::Finding;
+use crate::operation::{Operation, OperationStatus};
+use crate::version::KubeVersion;
+
+/// The kinds of cluster kup upgrades.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// Self-managed clusters built with kubeadm.
+    Kubeadm,
+    /// Amazon EKS.
+    Eks,
+    /// Azure AKS.
+    Aks,
+    /// Google GKE.
+    Gke,
+    /// A provider written outside kup (embedders, tests).
+    Other(String),
+}
+
+impl ProviderKind {
+    /// The names accepted by [`ProviderKind::from_str`].
+    pub const ACCEPTED: &'static str = "kubeadm, eks, aks, gke";
+
+    /// The lowercase name used in flags, config files and JSON.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Kubeadm => "kubeadm",
+            Self::Eks => "eks",
+            Self::Aks => "aks",
+            Self::Gke => "gke",
+            Self::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Kubeadm => "kubeadm",
+            Self::Eks => "EKS",
+            Self::Aks => "AKS",
+            Self::Gke => "GKE",
+            Self::Other(name) => name,
+        })
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "kubeadm" => Ok(Self::Kubeadm),
+            "eks" => Ok(Self::Eks),
+            "aks" => Ok(Self::Aks),
+            "gke" => Ok(Self::Gke),
+            _ => Err(Error::invalid_input(
+                "provider",
+                format!(
+                    "unknown provider {s:?}; accepted values: {}",
+                    Self::ACCEPTED
+                ),
+            )),
+        }
+    }
+}
+
+/// Whether and how a provider backs the cluster up before the control plane moves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupSupport {
+    /// The provider keeps the control plane's state itself (managed clusters).
+    #[default]
+    ProviderManaged,
+    /// kup takes a backup, and plans put it before the first control-plane step.
+    Required,
+}
+
+/// What a provider can do, declared by the provider and never guessed. The planner plans only
+/// what is declared here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// The most minors a kubelet may lag the control plane on this provider (upstream: 3).
+    pub max_kubelet_skew: u32,
+    /// The most minors one node-pool upgrade may move a pool (`None`: any distance within
+    /// skew, up to the control plane's version).
+    pub max_node_pool_minor_jump: Option<u32>,
+    /// Whether the control-plane target names a patch (kubeadm, GKE, AKS) or only a minor,
+    /// the provider choosing the patch (EKS).
+    pub control_plane_patch_selectable: bool,
+    /// Whether node pools can be upgraded through the provider.
+    pub node_pool_upgrade: bool,
+    /// Whether single nodes can be upgraded in place after kup drained them (kubeadm).
+    pub node_upgrade: bool,
+    /// Whether the provider drains nodes itself during its pool upgrade.
+    pub provider_drains_nodes: bool,
+    /// Whether add-ons are managed by the provider and upgraded through it.
+    pub managed_addons: bool,
+    /// Backups before the control plane moves.
+    pub backup: BackupSupport,
+    /// Whether a control-plane upgrade can be rolled back.
+    pub control_plane_rollback: bool,
+    /// Whether a node-pool upgrade can be rolled back.
+    pub node_pool_rollback: bool,
+    /// Whether pool upgrades accept surge settings.
+    pub surge_upgrades: bool,
+    /// Whether pool upgrades can be blue-green.
+    pub blue_green_upgrades: bool,
+}
+
+impl Default for Capabilities {
+    /// Upstream's skew limit and nothing else: a provider adds what it can do.
+    fn default() -> Self {
+        Self {
+            max_kubelet_skew: 3,
+            max_node_pool_minor_jump: None,
+            control_plane_patch_selectable: true,
+            node_pool_upgrade: false,
+            node_upgrade: false,
+            provider_drains_nodes: false,
+            managed_addons: false,
+            backup: BackupSupport::ProviderManaged,
+            control_plane_rollback: false,
+            node_pool_rollback: false,
+            surge_upgrades: false,
+            blue_green_upgrades: false,
+        }
+    }
+}
+
+/// Options for a control-plane upgrade.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlPlaneOptions {
+    /// Proceed past the provider's own readiness checks (EKS insights, AKS deprecated-API
+    /// block). Off by default; only an explicit user choice sets it.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// How a pool's nodes are replaced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolStrategy {
+    /// Surge: new nodes join, old ones are drained a few at a time.
+    #[default]
+    Surge,
+    /// Blue-green: a whole new set of nodes, then the old set is drained.
+    BlueGreen,
+}
+
+/// What to do with a node whose drain does not finish.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StuckDrainPolicy {
+    /// Fail the run; the node stays cordoned and is recorded.
+    #[default]
+    Fail,
+    /// Leave the node cordoned, record it, and continue with the next one.
+    CordonAndContinue,
+}
+
+impl StuckDrainPolicy {
+    /// The names accepted by [`StuckDrainPolicy::from_str`].
+    pub const ACCEPTED: &'static str = "fail, cordon-and-continue";
+}
+
+impl FromStr for StuckDrainPolicy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fail" => Ok(Self::Fail),
+            "cordon-and-continue" => Ok(Self::CordonAndContinue),
+            _ => Err(Error::invalid_input(
+                "on-stuck-drain",
+                format!("unknown policy {s:?}; accepted values: {}", Self::ACCEPTED),
+            )),
+        }
+    }
+}
+
+/// Options for a node-pool upgrade.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePoolOptions {
+    /// Extra nodes during the upgrade (a count or a percentage such as `33%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<String>,
+    /// Nodes that may be unavailable at once (a count or a percentage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<String>,
+    /// How nodes are replaced.
+    #[serde(default)]
+    pub strategy: PoolStrategy,
+    /// Per-node drain timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_secs")]
+    pub drain_timeout: Option<Duration>,
+    /// What to do with a node whose drain does not finish.
+    #[serde(default)]
+    pub on_stuck_drain: StuckDrainPolicy,
+    /// Let the provider evict past PodDisruptionBudgets (EKS `force`). Off by default.
+    #[serde(default)]
+    pub force: bool,
+    /// A provider release (AMI release, node image) to move to instead of the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_version: Option<String>,
+}
+
+/// How an add-on upgrade treats fields changed in the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictResolution {
+    /// Keep values changed in the cluster.
+    #[default]
+    Preserve,
+    /// Overwrite them with the add-on's defaults.
+    Overwrite,
+    /// Fail when there is a conflict.
+    None,
+}
+
+/// Options for an add-on upgrade.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddonOptions {
+    /// Conflict handling; `Preserve` by default.
+    #[serde(default)]
+    pub resolve_conflicts: ConflictResolution,
+}
+
+/// Options for a backup.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupOptions {
+    /// Where to keep the backup on the machine running kup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<std::path::PathBuf>,
+}
+
+/// A verified backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// An id unique to this backup.
+    pub id: String,
+    /// Where the file is kept.
+    pub location: String,
+    /// When it was taken.
+    pub taken_at: jiff::Timestamp,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// The store's own integrity hash (etcd's snapshot hash), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_hash: Option<u64>,
+    /// The store's revision at the snapshot (etcd), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// How many keys it holds (etcd), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_keys: Option<u64>,
+    /// The control-plane version when it was taken.
+    pub control_plane: KubeVersion,
+}
+
+/// One kind of cluster, bound to one cluster.
+///
+/// Implementations map their API errors into [`Error`] in one place and declare what they can
+/// do in [`Capabilities`]; an operation they cannot do returns [`Error::NotSupported`] (the
+/// default for the optional methods), and the planner never plans it.
+#[async_trait]
+pub trait UpgradeProvider: Send + Sync + fmt::Debug {
+    /// The kind of provider.
+    fn kind(&self) -> ProviderKind;
+
+    /// The cluster this provider is bound to (used for locks and journals).
+    fn cluster_name(&self) -> &str;
+
+    /// What the provider can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The cluster as it is now.
+    async fn cluster(&self) -> Result<ClusterInfo>;
+
+    /// The versions the provider offers, oldest first.
+    async fn available_versions(&self) -> Result<Vec<AvailableVersion>>;
+
+    /// Starts moving the control plane to `to` (one minor at most).
+    async fn upgrade_control_plane(
+        &self,
+        to: &KubeVersion,
+        opts: &ControlPlaneOptions,
+    ) -> Result<Operation>;
+
+    /// Starts moving a pool to `to`.
+    async fn upgrade_node_pool(
+        &self,
+        pool: &str,
+        to: &KubeVersion,
+        opts: &NodePoolOptions,
+    ) -> Result<Operation> {
+        let _ = (pool, to, opts);
+        Err(Error::not_supported(self.kind(), "node pool upgrades"))
+    }
+
+    /// Upgrades one node that kup has already cordoned and drained (kup-rolled pools).
+    async fn upgrade_node(&self, pool: &str, node: &str, to: &KubeVersion) -> Result<Operation> {
+        let _ = (pool, node, to);
+        Err(Error::not_supported(self.kind(), "single-node upgrades"))
+    }
+
+    /// The add-on changes recommended for a control-plane version.
+    async fn addon_upgrades(&self, control_plane: &KubeVersion) -> Result<Vec<AddonUpgrade>> {
+        let _ = control_plane;
+        Ok(Vec::new())
+    }
+
+    /// Starts an add-on upgrade.
+    async fn upgrade_addon(
+        &self,
+        upgrade: &AddonUpgrade,
+        opts: &AddonOptions,
+    ) -> Result<Operation> {
+        let _ = (upgrade, opts);
+        Err(Error::not_supported(self.kind(), "add-on upgrades"))
+    }
+
+    /// Where an operation stands.
+    async fn poll(&self, op: &Operation) -> Result<OperationStatus>;
+
+    /// Provider-native readiness checks for moving to `to`.
+    async fn preflight(&self, to: &KubeVersion) -> Result<Vec<Finding>> {
+        let _ = to;
+        Ok(Vec::new())
+    }
+
+    /// Takes and verifies a backup of the control plane's state.
+    async fn backup(&self, opts: &BackupOptions) -> Result<BackupRecord> {
+        let _ = opts;
+        Err(Error::not_supported(self.kind(), "backups"))
+    }
+
+    /// Restores a backup taken by [`UpgradeProvider::backup`].
+    async fn restore(&self, backup: &BackupRecord) -> Result<Operation> {
+        let _ = backup;
+        Err(Error::not_supported(self.kind(), "restore"))
+    }
+}
+
+mod opt_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let secs = Option::<f64>::deserialize(d)?;
+        match secs {
+            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => Err(serde::de::Error::custom(format!(
+                "invalid duration {s}: expected a non-negative number of seconds"
+            ))),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn provider_names_parse_and_reject_with_accepted_values() {
+        assert_eq!("EKS".parse::<ProviderKind>().unwrap(), ProviderKind::Eks);
+        assert_eq!(
+            "kubeadm".parse::<ProviderKind>().unwrap(),
+            ProviderKind::Kubeadm
+        );
+        let err = "openshift".parse::<ProviderKind>().unwrap_err().to_string();
+        assert!(err.contains("provider"), "{err}");
+        assert!(err.contains("openshift"), "{err}");
+        assert!(err.contains("kubeadm, eks, aks, gke"), "{err}");
+    }
+
+    #[test]
+    fn stuck_drain_policy_parses() {
+        assert_eq!(
+            "cordon-and-continue".parse::<StuckDrainPolicy>().unwrap(),
+            StuckDrainPolicy::CordonAndContinue
+        );
+        let err = "skip".parse::<StuckDrainPolicy>().unwrap_err().to_string();
+        assert!(err.contains("on-stuck-drain") && err.contains("fail, cordon-and-continue"));
+    }
+
+    #[test]
+    fn pool_options_round_trip() {
+        let opts = NodePoolOptions {
+            drain_timeout: Some(Duration::from_secs(900)),
+            max_unavailable: Some("1".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&opts).unwrap();
+        assert!(json.contains("\"drain_timeout\":900.0"), "{json}");
+        let back: NodePoolOptions = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, opts);
+        assert!(serde_json::from_str::<NodePoolOptions>("{\"drain_timeout\":-1}").is_err());
+    }
+}
