@@ -40,6 +40,13 @@ pub struct NodePool {
     /// The provider's own state for it (ACTIVE, Succeeded, RUNNING…), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// A Kubernetes label selector matching the pool's nodes (`eks.amazonaws.com/nodegroup=ng-1`,
+    /// `cloud.google.com/gke-nodepool=default-pool`, `kubernetes.azure.com/agentpool=np1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<String>,
+    /// The pool's node names, when the provider knows them (kubeadm inventories).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 impl NodePool {
@@ -52,7 +59,15 @@ impl NodePool {
             management: PoolManagement::Provider,
             control_plane: false,
             status: None,
+            node_selector: None,
+            nodes: Vec::new(),
         }
+    }
+
+    /// Sets the label selector matching the pool's nodes.
+    pub fn with_node_selector(mut self, selector: impl Into<String>) -> Self {
+        self.node_selector = Some(selector.into());
+        self
     }
 
     /// A pool whose nodes kup rolls itself.
