@@ -1,0 +1,329 @@
+//! The error type of kup-kubeadm, and its mapping into [`kup_core::Error`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kup_core::ProviderKind;
+
+/// A specialised `Result` for kup-kubeadm.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while driving kubeadm nodes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting or inventory field is wrong.
+    #[error("invalid {field}: {message}")]
+    InvalidInput {
+        /// The field (`control_plane[1].port`, `settings.etcd.endpoint`…).
+        field: String,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+    /// The inventory file could not be read or parsed.
+    #[error("cannot read inventory {path}: {message}")]
+    InventoryFile {
+        /// The file.
+        path: PathBuf,
+        /// The reader's or parser's message (with line and column when it gave them).
+        message: String,
+    },
+    /// The SSH connection to a node failed.
+    #[error("cannot reach node {node} over SSH ({destination}): {message}")]
+    Connect {
+        /// The Kubernetes node name.
+        node: String,
+        /// The SSH destination.
+        destination: String,
+        /// The ssh client's message.
+        message: String,
+    },
+    /// A command could not be started or its output not collected.
+    #[error("cannot run `{command}` on {node}: {message}")]
+    Spawn {
+        /// The node.
+        node: String,
+        /// The command, shell-escaped.
+        command: String,
+        /// Why.
+        message: String,
+    },
+    /// A command ran and exited with a failure.
+    #[error(
+        "`{command}` failed on {node} ({}){}",
+        status.map_or_else(|| "killed by a signal".to_string(), |s| format!("exit status {s}")),
+        if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) }
+    )]
+    CommandFailed {
+        /// The node.
+        node: String,
+        /// The command, shell-escaped.
+        command: String,
+        /// The exit status, `None` when a signal ended it.
+        status: Option<i32>,
+        /// The tail of its standard error.
+        stderr: String,
+    },
+    /// A command did not finish in time.
+    #[error("`{command}` on {node} did not finish within {}s", after.as_secs())]
+    CommandTimeout {
+        /// The node.
+        node: String,
+        /// The command, shell-escaped.
+        command: String,
+        /// The limit.
+        after: Duration,
+    },
+    /// Copying a file off or onto a node failed.
+    #[error("cannot copy {remote} on {node} to/from {local}: {message}")]
+    Copy {
+        /// The node.
+        node: String,
+        /// The path on the node.
+        remote: String,
+        /// The local path.
+        local: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An HTTP request (release markers, package repositories) failed.
+    #[error("GET {url}: {message}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+        /// Whether retrying may help (connection errors, 5xx).
+        retryable: bool,
+    },
+    /// A node or tool answered something kup cannot read.
+    #[error("unexpected output from {what} on {node}: {message}")]
+    UnexpectedOutput {
+        /// The node.
+        node: String,
+        /// The command or file.
+        what: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// An etcd snapshot failed verification; the control plane is not touched.
+    #[error("etcd snapshot {path} failed verification: {message}")]
+    SnapshotVerification {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What did not match.
+        message: String,
+    },
+    /// The cluster is not in a state where the step may run.
+    #[error("{0}")]
+    Precondition(String),
+    /// A node did not reach the expected state in time.
+    #[error("timed out after {}s waiting for {what}", after.as_secs())]
+    WaitTimeout {
+        /// What was waited for.
+        what: String,
+        /// The limit.
+        after: Duration,
+    },
+    /// A restore was asked for without the explicit confirmation.
+    #[error(
+        "restoring etcd replaces the cluster's entire state with the snapshot taken at {taken_at} \
+         (revision {revision}); every change since is lost. Re-run with the confirmation \
+         (`RestoreConfirmation::i_understand_all_changes_since_the_snapshot_are_lost`, CLI \
+         `--yes-restore-etcd`) to proceed"
+    )]
+    RestoreNotConfirmed {
+        /// When the snapshot was taken.
+        taken_at: String,
+        /// Its revision.
+        revision: String,
+    },
+    /// A control-plane node's upgrade failed; the snapshot taken before it can be restored.
+    #[error(
+        "upgrading the {step} of control-plane node {node} failed: {source}. kubeadm puts the \
+         node's previous static pod manifests back when `kubeadm upgrade` fails. The verified \
+         etcd snapshot {} (revision {}, control plane {}) can be restored on every \
+         control-plane node (kup restore / KubeadmProvider::restore_snapshot); fix the cause and \
+         re-run to resume instead when the cluster is healthy",
+        backup.location,
+        backup.revision.map_or_else(|| "unknown".to_string(), |r| r.to_string()),
+        backup.control_plane
+    )]
+    ControlPlaneFailed {
+        /// The node.
+        node: String,
+        /// What was being upgraded (control-plane components, kubelet).
+        step: String,
+        /// What failed.
+        source: Box<Error>,
+        /// The snapshot that can be restored.
+        backup: Box<kup_core::BackupRecord>,
+    },
+    /// The Kubernetes API answered with an error.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A drain or validation helper failed.
+    #[error("{0}")]
+    KubeOps(String),
+    /// An error from kup's domain (version parsing, not-supported…).
+    #[error(transparent)]
+    Core(#[from] kup_core::Error),
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<Error> for kup_core::Error {
+    fn from(err: Error) -> Self {
+        let provider = ProviderKind::Kubeadm;
+        match err {
+            Error::InvalidInput { field, message } => {
+                kup_core::Error::InvalidInput { field, message }
+            }
+            Error::InventoryFile { path, message } => kup_core::Error::InvalidInput {
+                field: format!("inventory ({})", path.display()),
+                message,
+            },
+            Error::Core(e) => e,
+            Error::ControlPlaneFailed {
+                node,
+                step,
+                source,
+                backup,
+            } => kup_core::Error::OperationFailed {
+                operation: format!("kubeadm control-plane upgrade ({step} of {node})"),
+                cancelled: false,
+                errors: vec![
+                    kup_core::ProviderErrorDetail {
+                        code: "KubeadmUpgradeFailed".into(),
+                        message: source.to_string(),
+                        resource_ids: vec![node],
+                    },
+                    kup_core::ProviderErrorDetail {
+                        code: "EtcdSnapshotAvailable".into(),
+                        message: format!(
+                            "verified etcd snapshot {} (id {}, revision {}, control plane {}) can \
+                             be restored",
+                            backup.location,
+                            backup.id,
+                            backup
+                                .revision
+                                .map_or_else(|| "unknown".to_string(), |r| r.to_string()),
+                            backup.control_plane
+                        ),
+                        resource_ids: vec![backup.location.clone()],
+                    },
+                ],
+            },
+            Error::KubeOps(message) => kup_core::Error::Provider {
+                provider,
+                code: Some("Drain".into()),
+                message,
+                retryable: false,
+            },
+            Error::Precondition(message) => kup_core::Error::Precondition { message },
+            e @ Error::SnapshotVerification { .. } => kup_core::Error::Precondition {
+                message: e.to_string(),
+            },
+            e @ Error::RestoreNotConfirmed { .. } => kup_core::Error::Precondition {
+                message: e.to_string(),
+            },
+            Error::CommandTimeout {
+                node,
+                command,
+                after,
+            } => kup_core::Error::Timeout {
+                what: format!("`{command}` on {node}"),
+                after,
+            },
+            Error::WaitTimeout { what, after } => kup_core::Error::Timeout { what, after },
+            e @ Error::CommandFailed { .. } => kup_core::Error::Provider {
+                provider,
+                code: Some("CommandFailed".into()),
+                message: e.to_string(),
+                retryable: false,
+            },
+            e @ (Error::Connect { .. } | Error::Spawn { .. } | Error::Copy { .. }) => {
+                kup_core::Error::Provider {
+                    provider,
+                    code: Some("NodeUnreachable".into()),
+                    message: e.to_string(),
+                    retryable: true,
+                }
+            }
+            Error::Http {
+                url,
+                message,
+                retryable,
+            } => kup_core::Error::Provider {
+                provider,
+                code: Some("Http".into()),
+                message: format!("GET {url}: {message}"),
+                retryable,
+            },
+            e @ (Error::Io { .. } | Error::UnexpectedOutput { .. } | Error::Kube(_)) => {
+                kup_core::Error::Provider {
+                    provider,
+                    code: None,
+                    message: e.to_string(),
+                    retryable: false,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_commands_name_node_command_status_and_stderr() {
+        let err = Error::CommandFailed {
+            node: "cp-2".into(),
+            command: "kubeadm upgrade node".into(),
+            status: Some(1),
+            stderr: "[upgrade] FATAL: couldn't upgrade control plane\n".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "`kubeadm upgrade node` failed on cp-2 (exit status 1): [upgrade] FATAL: couldn't \
+             upgrade control plane"
+        );
+        let core: kup_core::Error = err.into();
+        assert_eq!(core.category(), kup_core::ErrorCategory::Provider);
+    }
+
+    #[test]
+    fn verification_failures_are_preconditions() {
+        let err = Error::SnapshotVerification {
+            path: "/b/s.db".into(),
+            message: "size differs".into(),
+        };
+        let core: kup_core::Error = err.into();
+        assert_eq!(core.category(), kup_core::ErrorCategory::Precondition);
+        assert!(core.to_string().contains("size differs"));
+    }
+}
