@@ -2,5 +2,9 @@
 //! post-upgrade validation. Shared by every provider.
 
 pub mod error;
+mod listing;
+pub mod preflight;
+pub mod report;
+pub mod validate;
 
 pub use error::{Error, Result};
