@@ -18,6 +18,7 @@
 //!     host: w-1.internal
 //!     pool: general           # worker pool (default "workers")
 //!     package_manager: dnf    # apt, dnf or yum; detected on the node when unset
+//!     repo_file: /etc/yum.repos.d/k8s.repo   # when not at the default path
 //!   - name: w-2
 //!     local: true             # this machine (no SSH)
 //! ```
@@ -62,6 +63,9 @@ pub struct NodeSpec {
     pub local_sudo: bool,
     /// The package manager, when the inventory fixes it.
     pub package_manager: Option<PackageManager>,
+    /// The node's Kubernetes repository definition, when it is not at the settings' default
+    /// path (`/etc/apt/sources.list.d/kubernetes.list`, `/etc/yum.repos.d/kubernetes.repo`).
+    pub repo_file: Option<String>,
 }
 
 impl NodeSpec {
@@ -165,6 +169,7 @@ struct RawNode {
     identity_file: Option<PathBuf>,
     sudo: Option<bool>,
     package_manager: Option<String>,
+    repo_file: Option<String>,
     pool: Option<String>,
 }
 
@@ -381,6 +386,14 @@ impl RawInventory {
                     control_dir: control_dir.clone(),
                 })
             };
+            if let Some(file) = &raw.repo_file
+                && !file.starts_with('/')
+            {
+                return Err(Error::invalid(
+                    format!("{field}.repo_file"),
+                    format!("{file:?} must be an absolute path on the node"),
+                ));
+            }
             Ok(NodeSpec {
                 name,
                 role,
@@ -388,6 +401,7 @@ impl RawInventory {
                 ssh: ssh_opts,
                 local_sudo: sudo,
                 package_manager,
+                repo_file: raw.repo_file,
             })
         };
 

@@ -208,6 +208,7 @@ pub struct NodePackages<'a> {
     exec: &'a dyn NodeExecutor,
     pm: PackageManager,
     settings: &'a PackageSettings,
+    repo_file: Option<&'a str>,
 }
 
 impl<'a> NodePackages<'a> {
@@ -217,7 +218,19 @@ impl<'a> NodePackages<'a> {
         pm: PackageManager,
         settings: &'a PackageSettings,
     ) -> Self {
-        Self { exec, pm, settings }
+        Self {
+            exec,
+            pm,
+            settings,
+            repo_file: None,
+        }
+    }
+
+    /// Uses `path` as this node's repository definition instead of the settings' default
+    /// (inventory `repo_file`).
+    pub fn with_repo_file(mut self, path: Option<&'a str>) -> Self {
+        self.repo_file = path;
+        self
     }
 
     /// The package manager.
@@ -226,6 +239,9 @@ impl<'a> NodePackages<'a> {
     }
 
     fn repo_file(&self) -> &str {
+        if let Some(path) = self.repo_file {
+            return path;
+        }
         match self.pm {
             PackageManager::Apt => &self.settings.apt_source,
             PackageManager::Dnf | PackageManager::Yum => &self.settings.rpm_repo,

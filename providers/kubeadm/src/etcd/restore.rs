@@ -66,6 +66,8 @@ pub struct RestoreTarget {
     pub exec: Arc<dyn NodeExecutor>,
     /// Its package manager.
     pub packages: PackageManager,
+    /// Its repository definition, when not at the settings' default path.
+    pub repo_file: Option<String>,
 }
 
 /// What one node's etcd member is called and where its peers reach it.
@@ -312,7 +314,8 @@ pub async fn restore_control_plane(
     // 4–5. Binaries of the snapshot's version, the manifests from before the upgrade, kubelet.
     for p in &prepared {
         let exec = p.target.exec.as_ref();
-        let pkgs = NodePackages::new(exec, p.target.packages, package_settings);
+        let pkgs = NodePackages::new(exec, p.target.packages, package_settings)
+            .with_repo_file(p.target.repo_file.as_deref());
         let installed = pkgs.kubeadm_version().await?;
         if installed > record.control_plane {
             downgrade(&pkgs, &record.control_plane).await?;

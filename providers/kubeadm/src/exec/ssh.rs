@@ -199,12 +199,40 @@ impl NodeExecutor for SshExecutor {
                 stdin.shutdown().await.ok();
                 drop(stdin);
             }
-            child
-                .wait_with_output()
-                .await
-                .map_err(|e| self.remote_error(&line, &e))
+            // Read both pipes while the command runs, then its status: openssh reports exit
+            // statuses 127 and 255 as errors, and the output must survive those.
+            let mut out_pipe = child.stdout().take();
+            let mut err_pipe = child.stderr().take();
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            let read_out = async {
+                if let Some(p) = out_pipe.as_mut() {
+                    p.read_to_end(&mut stdout).await.ok();
+                }
+            };
+            let read_err = async {
+                if let Some(p) = err_pipe.as_mut() {
+                    p.read_to_end(&mut stderr).await.ok();
+                }
+            };
+            tokio::join!(read_out, read_err);
+            let status = match child.wait().await {
+                Ok(status) => status.code(),
+                Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Some(127)
+                }
+                Err(openssh::Error::Disconnected) => {
+                    // 255 is also what a dropped connection looks like; tell them apart.
+                    match self.session.lock().await.as_ref() {
+                        Some(s) if s.check().await.is_ok() => Some(255),
+                        _ => return Err(self.remote_error(&line, &openssh::Error::Disconnected)),
+                    }
+                }
+                Err(e) => return Err(self.remote_error(&line, &e)),
+            };
+            Ok::<_, Error>((status, stdout, stderr))
         };
-        let output = tokio::time::timeout(command.time_limit(), run)
+        let (status, stdout, stderr) = tokio::time::timeout(command.time_limit(), run)
             .await
             .map_err(|_| Error::CommandTimeout {
                 node: self.node.clone(),
@@ -212,9 +240,9 @@ impl NodeExecutor for SshExecutor {
                 after: command.time_limit(),
             })??;
         Ok(CommandOutput {
-            status: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
     }
 

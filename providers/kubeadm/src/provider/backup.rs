@@ -176,6 +176,7 @@ impl KubeadmProvider {
             targets.push(RestoreTarget {
                 exec: self.executor(&node.name)?,
                 packages: self.package_manager(&node.name).await?,
+                repo_file: node.repo_file.clone(),
             });
         }
         restore_control_plane(

@@ -152,7 +152,8 @@ impl KubeadmProvider {
         for name in &cp_names {
             let exec = self.executor(name)?;
             let pm = self.package_manager(name).await?;
-            let pkgs = NodePackages::new(exec.as_ref(), pm, &self.settings.packages);
+            let pkgs = NodePackages::new(exec.as_ref(), pm, &self.settings.packages)
+                .with_repo_file(self.spec(name)?.repo_file.as_deref());
             let api_now = cluster_state::api_servers(&self.client).await?;
             if api_now.get(name) != Some(&to) {
                 let step = async {
@@ -321,7 +322,8 @@ impl KubeadmProvider {
         let exec = self.executor(node)?;
         let pm = self.package_manager(node).await?;
         self.check_repositories(&[node.to_string()], &to).await?;
-        let pkgs = NodePackages::new(exec.as_ref(), pm, &self.settings.packages);
+        let pkgs = NodePackages::new(exec.as_ref(), pm, &self.settings.packages)
+            .with_repo_file(spec.repo_file.as_deref());
         pkgs.upgrade_kubeadm(&to, false).await?;
         exec.run_checked(&kubeadm::upgrade_node(self.settings.kubeadm_timeout))
             .await?;

@@ -1,0 +1,39 @@
+# Shared by the node shims: per-node state under $KUP_SHIM_STATE/$KUP_SIM_NODE, a call log,
+# failure injection, and the simulator's control endpoint.
+NODE="${KUP_SIM_NODE:?KUP_SIM_NODE is not set}"
+STATE="${KUP_SHIM_STATE:?KUP_SHIM_STATE is not set}/$NODE"
+mkdir -p "$STATE/pkg" "$STATE/hold"
+
+record() {
+  printf '%s\n' "$*" >> "$STATE/calls.log"
+}
+
+# fail_if NAME: when $STATE/fail/NAME exists, print it to stderr and exit 1.
+fail_if() {
+  if [ -f "$STATE/fail/$1" ]; then
+    cat "$STATE/fail/$1" >&2
+    exit 1
+  fi
+}
+
+# version comparison: vlt A B is true when A < B (dotted numbers).
+vlt() {
+  [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -t. -k1,1n -k2,2n -k3,3n | head -n1)" = "$1" ]
+}
+
+minor_of() {
+  echo "$1" | cut -d. -f1,2
+}
+
+# sim_post PATH JSON: tells the Kubernetes simulator what happened on this node.
+sim_post() {
+  if [ -n "${KUP_SIM_URL:-}" ]; then
+    curl -fsS -X POST -H 'Content-Type: application/json' --data "$2" "$KUP_SIM_URL$1" >/dev/null
+  fi
+}
+
+# The repository definition must point at the minor of the version being installed.
+repo_has_minor() {
+  file="$(cat "$STATE/repo-file" 2>/dev/null)"
+  [ -n "$file" ] && grep -q "/v$(minor_of "$1")/" "$file"
+}
