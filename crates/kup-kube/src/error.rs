@@ -34,6 +34,91 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The node does not exist.
+    #[error("node {node:?} not found")]
+    NodeNotFound {
+        /// The node.
+        node: String,
+    },
+    /// Updating the node kept answering 409 Conflict, re-read each time.
+    #[error(
+        "node {node:?} kept changing while kup updated it (409 Conflict {attempts} times); try again"
+    )]
+    NodeConflict {
+        /// The node.
+        node: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The drain's filters refused pods (kubectl's rules); nothing was evicted.
+    #[error(
+        "cannot drain node {node:?}: {}; nothing was evicted and the node stays cordoned",
+        crate::drain::RefusalList(refused)
+    )]
+    DrainRefused {
+        /// The node.
+        node: String,
+        /// Every refused pod, grouped by reason.
+        refused: Vec<crate::drain::RefusedGroup>,
+        /// The drain's report.
+        report: Box<crate::drain::DrainReport>,
+    },
+    /// The eviction API refused a pod that several PodDisruptionBudgets select (HTTP 500).
+    #[error(
+        "cannot evict pod {pod} from node {:?}: it is selected by more than one \
+         PodDisruptionBudget ({}), which the eviction API does not support; change the budgets \
+         so that one selects it. The drain stopped and the node stays cordoned",
+        report.node,
+        pdbs.join(", ")
+    )]
+    MultiplePodDisruptionBudgets {
+        /// The pod.
+        pod: crate::drain::PodRef,
+        /// The budgets that select it (`namespace/name`).
+        pdbs: Vec<String>,
+        /// The drain's report (with the node's name).
+        report: Box<crate::drain::DrainReport>,
+    },
+    /// The drain passed its deadline. The node stays cordoned.
+    #[error(
+        "drain of node {node:?} timed out after {}s with {} pod(s) left: {}; the node stays cordoned",
+        after.as_secs(),
+        remaining.len(),
+        crate::drain::StuckSummary { blocked, remaining }
+    )]
+    DrainTimedOut {
+        /// The node.
+        node: String,
+        /// The deadline.
+        after: std::time::Duration,
+        /// Pods still held back by a PodDisruptionBudget, with the budget and its message.
+        blocked: Vec<crate::drain::BlockedPod>,
+        /// Pods still on the node.
+        remaining: Vec<crate::drain::PodRef>,
+        /// The drain's report.
+        report: Box<crate::drain::DrainReport>,
+    },
+    /// Evicting or deleting a pod failed in a way retrying cannot fix. The node stays cordoned.
+    #[error(
+        "error when {} pods/{:?} -n {:?} on node {:?}: {message} (HTTP {code}); the drain \
+         stopped and the node stays cordoned",
+        if *method == crate::drain::DrainMethod::Delete { "deleting" } else { "evicting" },
+        pod.name,
+        pod.namespace,
+        report.node
+    )]
+    PodRemovalFailed {
+        /// The pod.
+        pod: crate::drain::PodRef,
+        /// Eviction or DELETE.
+        method: crate::drain::DrainMethod,
+        /// The HTTP status (0 when none arrived).
+        code: u16,
+        /// The API's message.
+        message: String,
+        /// The drain's report (with the node's name).
+        report: Box<crate::drain::DrainReport>,
+    },
 }
 
 impl From<Error> for kup_core::Error {
@@ -52,6 +137,32 @@ impl From<Error> for kup_core::Error {
             Error::ReadFile { path, source } => kup_core::Error::InvalidInput {
                 field: path.display().to_string(),
                 message: source.to_string(),
+            },
+            Error::NodeNotFound { node } => kup_core::Error::NotFound {
+                kind: "node".into(),
+                name: node,
+                scope: None,
+            },
+            e @ Error::NodeConflict { .. } => kup_core::Error::Conflict {
+                message: e.to_string(),
+            },
+            e @ (Error::DrainRefused { .. } | Error::MultiplePodDisruptionBudgets { .. }) => {
+                kup_core::Error::Precondition {
+                    message: e.to_string(),
+                }
+            }
+            e @ Error::DrainTimedOut { after, .. } => {
+                let what = e.to_string();
+                kup_core::Error::Timeout { what, after }
+            }
+            e @ Error::PodRemovalFailed { code: 403, .. } => kup_core::Error::PermissionDenied {
+                message: e.to_string(),
+            },
+            e @ Error::PodRemovalFailed { code, .. } => kup_core::Error::Provider {
+                provider: kup_core::ProviderKind::Other("kubernetes".into()),
+                code: (code > 0).then(|| format!("HTTP {code}")),
+                message: e.to_string(),
+                retryable: code == 0 || code == 429 || code >= 500,
             },
         }
     }

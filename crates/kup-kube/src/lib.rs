@@ -1,6 +1,7 @@
 //! Everything kup does through the Kubernetes API: cordon and drain, pre-flight checks and
 //! post-upgrade validation. Shared by every provider.
 
+pub mod drain;
 pub mod error;
 mod listing;
 pub mod preflight;
