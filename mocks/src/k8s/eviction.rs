@@ -1,0 +1,235 @@
+//! The pod eviction subresource (`pkg/registry/core/pod/storage/eviction.go`).
+
+use serde_json::{Value, json};
+
+use super::cluster::{Cluster, DeleteOpts, DeletedVia};
+use super::disruption::{pdb_selector, set_disruption_allowed_condition};
+use super::objects;
+use super::resources::{def, ids};
+use super::status::ApiError;
+
+/// More entries than this in `disruptedPods` and evictions are refused (upstream's limit).
+const MAX_DISRUPTED_POD_SIZE: usize = 2000;
+
+/// What an eviction answered when it did not fail with an error status.
+#[derive(Debug)]
+pub(crate) enum Evicted {
+    /// 201 Success.
+    Done,
+    /// The 500 answer for a pod covered by several PDBs (a Status, not an error).
+    MultiplePdbs,
+}
+
+fn too_many_requests(message: String, retry_after: u32) -> ApiError {
+    let mut e = ApiError::new(
+        429,
+        "TooManyRequests",
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    );
+    e.details = Some(json!({"causes": [{"reason": "DisruptionBudget", "message": message}]}));
+    if retry_after > 0 {
+        e.retry_after = Some(retry_after);
+    }
+    e
+}
+
+impl Cluster {
+    /// Evicts `ns/name` as the eviction subresource does.
+    pub(crate) fn evict(
+        &mut self,
+        ns: &str,
+        name: &str,
+        body: &Value,
+        dry_run: bool,
+    ) -> Result<Evicted, ApiError> {
+        let body_name = objects::s(body, "metadata.name");
+        if body_name != name {
+            return Err(ApiError::bad_request(
+                "name in URL does not match name in Eviction object",
+            ));
+        }
+        let opts = body.get("deleteOptions").cloned().unwrap_or(json!({}));
+        let grace = opts.get("gracePeriodSeconds").and_then(Value::as_i64);
+        let dry_run = dry_run
+            || opts
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+        let pre_uid = objects::s(&opts, "preconditions.uid").to_string();
+        let pre_rv = objects::s(&opts, "preconditions.resourceVersion").to_string();
+        let Some(pod) = self.get(ids::PODS, ns, name) else {
+            return Err(ApiError::not_found(def(ids::PODS), name));
+        };
+        // NamespaceLifecycle admission refuses creates (evictions included) in a terminating namespace.
+        if let Some(n) = self.store.get(ids::NAMESPACES, "", ns)
+            && n.meta.deleting
+        {
+            let mut e = ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "pods {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated"
+                ),
+            );
+            e.details = Some(
+                json!({"name": name, "kind": "pods", "causes": [{"reason": "NamespaceTerminating",
+                "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}),
+            );
+            return Err(e);
+        }
+        let facts = pod.meta.pod.clone().unwrap_or(super::store::PodFacts {
+            node: String::new(),
+            phase: String::new(),
+            ready: false,
+        });
+        let mut delete = DeleteOpts {
+            grace,
+            uid: (!pre_uid.is_empty()).then_some(pre_uid),
+            rv: (!pre_rv.is_empty()).then_some(pre_rv),
+            orphan: false,
+            dry_run,
+        };
+        let can_ignore_pdb =
+            matches!(facts.phase.as_str(), "Succeeded" | "Failed" | "Pending") || pod.meta.deleting;
+        if can_ignore_pdb {
+            self.delete_for_eviction(ns, name, &delete)?;
+            return Ok(Evicted::Done);
+        }
+        let pdbs: Vec<_> = self
+            .store
+            .list(ids::PDBS, Some(ns))
+            .filter(|p| pdb_selector(&p.value()).is_some_and(|sel| sel.matches(&pod.meta.labels)))
+            .cloned()
+            .collect();
+        if pdbs.len() > 1 {
+            return Ok(Evicted::MultiplePdbs);
+        }
+        let mut rv_added = false;
+        if let Some(pdb) = pdbs.first() {
+            let mut pv = pdb.value();
+            let st = |k: &str| objects::int(&pv, &format!("status.{k}")).unwrap_or(0);
+            let mut skip_budget = false;
+            if !facts.ready {
+                let always = objects::s(&pv, "spec.unhealthyPodEvictionPolicy") == "AlwaysAllow";
+                // An unready pod does not count towards currentHealthy: deleting it takes nothing
+                // from the budget when the budget is otherwise satisfied (or the policy says so).
+                if always
+                    || (st("currentHealthy") >= st("desiredHealthy") && st("desiredHealthy") > 0)
+                {
+                    skip_budget = true;
+                }
+            }
+            if !skip_budget {
+                let pdb_name = pdb.meta.name.clone();
+                if st("observedGeneration") < objects::int(&pv, "metadata.generation").unwrap_or(0)
+                {
+                    return Err(too_many_requests(
+                        format!(
+                            "The disruption budget {pdb_name} is still being processed by the server."
+                        ),
+                        10,
+                    ));
+                }
+                if st("disruptionsAllowed") < 0 {
+                    return Err(ApiError::new(
+                        403,
+                        "Forbidden",
+                        format!(
+                            "poddisruptionbudget.policy {pdb_name:?} is forbidden: pdb disruptions allowed is negative"
+                        ),
+                    ));
+                }
+                let disrupted = pv
+                    .pointer("/status/disruptedPods")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len());
+                if disrupted > MAX_DISRUPTED_POD_SIZE {
+                    return Err(ApiError::new(
+                        403,
+                        "Forbidden",
+                        format!(
+                            "poddisruptionbudget.policy {pdb_name:?} is forbidden: DisruptedPods map too big - too many evictions not confirmed by PDB controller"
+                        ),
+                    ));
+                }
+                if st("disruptionsAllowed") == 0 {
+                    return Err(too_many_requests(
+                        format!(
+                            "The disruption budget {pdb_name} needs {} healthy pods and has {} currently",
+                            st("desiredHealthy"),
+                            st("currentHealthy")
+                        ),
+                        0,
+                    ));
+                }
+                let left = st("disruptionsAllowed") - 1;
+                if !dry_run {
+                    let now = self.now_str();
+                    objects::set(&mut pv, "status.disruptionsAllowed", json!(left));
+                    if left == 0 {
+                        set_disruption_allowed_condition(&mut pv, &now);
+                    }
+                    objects::obj_mut(&mut pv, "status.disruptedPods")
+                        .insert(name.to_string(), json!(now));
+                    self.put(ids::PDBS, pv);
+                }
+            }
+            // Deleting an unready pod is conditional on it not having become ready since.
+            if skip_budget && delete.rv.is_none() {
+                delete.rv = Some(pod.meta.rv.to_string());
+                rv_added = true;
+            }
+        }
+        match self.delete_for_eviction(ns, name, &delete) {
+            Err(e) if e.code == 409 && rv_added => Err(too_many_requests(
+                format!(
+                    "The disruption budget {} is still being processed by the server.",
+                    pdbs.first()
+                        .map(|p| p.meta.name.as_str())
+                        .unwrap_or_default()
+                ),
+                10,
+            )),
+            other => other.map(|_| Evicted::Done),
+        }
+    }
+
+    fn delete_for_eviction(
+        &mut self,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+    ) -> Result<(), ApiError> {
+        if !opts.dry_run && self.minor() >= 26 {
+            // PodDisruptionConditions: the pod learns why it is going away.
+            if let Some(p) = self.get(ids::PODS, ns, name)
+                && !p.meta.deleting
+                && opts
+                    .rv
+                    .as_deref()
+                    .is_none_or(|rv| rv == p.meta.rv.to_string())
+            {
+                let mut v = p.value();
+                let now = self.now_str();
+                objects::set_condition(
+                    &mut v,
+                    "DisruptionTarget",
+                    "True",
+                    "EvictionByEvictionAPI",
+                    "Eviction API: evicting",
+                    &now,
+                );
+                let stored = self.put(ids::PODS, v);
+                let mut o = opts.clone();
+                if o.rv.is_some() {
+                    o.rv = Some(stored.meta.rv.to_string());
+                }
+                return self
+                    .delete(ids::PODS, ns, name, &o, DeletedVia::Eviction)
+                    .map(|_| ());
+            }
+        }
+        self.delete(ids::PODS, ns, name, opts, DeletedVia::Eviction)
+            .map(|_| ())
+    }
+}

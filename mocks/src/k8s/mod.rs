@@ -1,0 +1,82 @@
+//! A stateful Kubernetes API simulator that real clients (kube-rs, kubectl) drive over loopback.
+//!
+//! It serves discovery, `/version`, health and metrics, CRUD with label/field selectors,
+//! pagination, resourceVersion conflicts, watches, the three patch types, Table output, and the
+//! eviction subresource with upstream's PodDisruptionBudget rules; simulated controllers
+//! (Deployment/ReplicaSet/StatefulSet/DaemonSet, disruption, scheduler, kubelets, garbage
+//! collection) keep the cluster moving on a clock that can run faster than real time.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use kup_mocks::k8s::{Fault, Scenario, SimConfig, Simulator};
+//!
+//! # async fn demo() -> kup_mocks::Result<()> {
+//! let sim = Simulator::start(Scenario::small(), SimConfig::fast()).await?;
+//! let client = sim.client()?; // a kube::Client; or sim.write_kubeconfig(path) for kubectl
+//! # let _ = client;
+//! sim.faults().add(Fault::status(503).path("/api/v1/nodes").nth(1));
+//! sim.set_kubelet_version("pool-a-1", "v1.34.1")?; // NotReady, then Ready at v1.34.1
+//! sim.wait_for(Duration::from_secs(30), "pool-a-1 Ready", |s| {
+//!     s.get("nodes", None, "pool-a-1").is_some_and(|n| n["status"]["nodeInfo"]["kubeletVersion"] == "v1.34.1")
+//! })
+//! .await?;
+//! assert!(sim.pod_deletions().iter().all(|d| d.via == kup_mocks::k8s::DeletedVia::Eviction));
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Simulated time: every delay in [`SimConfig`] and every timestamp written into objects is
+//! simulated; `time_scale` is simulated seconds per real second, and
+//! [`SimHandle::advance_clock`] jumps ahead (e.g. past the two-minute `disruptedPods` expiry).
+//!
+//! Out-of-process control: the same server answers JSON under `/_sim/` (see the `control`
+//! table in [`SimHandle`]'s crate docs below), e.g.
+//! `curl -X POST $URL/_sim/nodes/w1/kubelet-version -d '{"version":"v1.34.1"}'`.
+//!
+//! Known differences from a real API server: a continued list reads the current state (not a
+//! snapshot at the first page's resourceVersion); version conversion only rewrites `apiVersion`
+//! (plus the PDB empty-selector rule between policy/v1 and v1beta1); server-side apply is a
+//! strategic merge without field ownership; Jobs and CronJobs have no controller; no
+//! authentication or authorization; no protobuf.
+
+mod api;
+mod clock;
+mod cluster;
+mod control;
+mod controllers;
+mod convert;
+mod discovery;
+mod disruption;
+mod eviction;
+mod faults;
+mod handle;
+mod health;
+mod http;
+mod nodes;
+mod objects;
+mod patch;
+mod requests;
+mod resources;
+mod rng;
+pub mod scenario;
+mod scheduling;
+mod selector;
+mod server;
+mod shared;
+mod status;
+mod store;
+mod table;
+mod tls;
+mod version;
+mod watch;
+mod workloads;
+
+pub use clock::SimClock;
+pub use cluster::{DeletedVia, PodDeletion};
+pub use faults::{Fault, FaultAction, FaultId, FaultTrigger, Faults};
+pub use handle::{SimConfig, SimHandle, Simulator};
+pub use requests::{RequestLog, RequestRecord};
+pub use scenario::{
+    IntOrPercent, Node, Pdb, PdbSelector, Pod, Pool, Pvc, Scenario, Taint, Workload, WorkloadKind,
+};
+pub use version::KubeVersion;
