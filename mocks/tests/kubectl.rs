@@ -1,0 +1,282 @@
+//! Real kubectl against the simulator: the outcomes a real cluster gives.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{GUARD, Kubectl, kubectl};
+use kup_mocks::k8s::{DeletedVia, Node, Pdb, Pod, Pool, Scenario, SimConfig, Simulator, Workload};
+use serde_json::Value;
+
+fn ready_on(sim: &kup_mocks::k8s::SimHandle, app: &str, node: &str) -> usize {
+    sim.pods_on_node(node)
+        .iter()
+        .filter(|p| {
+            p["metadata"]["labels"]["app"] == app
+                && p["metadata"].get("deletionTimestamp").is_none()
+        })
+        .filter(|p| {
+            p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_nodes_pods_and_pdbs() {
+    let Some(bin) = kubectl() else { return };
+    let sim = Simulator::start(Scenario::small(), SimConfig::fast())
+        .await
+        .unwrap();
+    let k = Kubectl::new(bin, &sim);
+
+    let nodes = k.ok(&["get", "nodes"]).await;
+    let lines: Vec<&str> = nodes.lines().collect();
+    assert!(
+        lines[0]
+            .split_whitespace()
+            .eq(["NAME", "STATUS", "ROLES", "AGE", "VERSION"]),
+        "{nodes}"
+    );
+    assert_eq!(lines.len(), 10, "{nodes}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("cp-1")
+            && l.contains(" Ready ")
+            && l.contains("control-plane")
+            && l.contains("v1.33.5")),
+        "{nodes}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("pool-b-3") && l.contains("<none>")),
+        "{nodes}"
+    );
+
+    let pods = k.ok(&["get", "pods", "-A", "-o", "wide"]).await;
+    let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        &header[..6],
+        ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    );
+    assert!(header.contains(&"NODE") && header.contains(&"IP"), "{pods}");
+    assert_eq!(
+        pods.lines().count() - 1,
+        sim.count("pods"),
+        "one line per pod"
+    );
+    for p in sim.pods() {
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let node = p["spec"]["nodeName"].as_str().unwrap();
+        let line = pods
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap();
+        assert!(
+            line.contains(node) && line.contains("Running") && line.contains("1/1"),
+            "{line}"
+        );
+    }
+
+    let pdbs = k.ok(&["get", "pdb", "-A"]).await;
+    let web = pdbs
+        .lines()
+        .find(|l| l.starts_with("shop") && l.contains(" web "))
+        .unwrap();
+    assert!(
+        web.split_whitespace()
+            .eq(["shop", "web", "2", "N/A", "1", "3d"]),
+        "{web}"
+    );
+    let cache = pdbs.lines().find(|l| l.contains(" cache ")).unwrap();
+    assert!(
+        cache
+            .split_whitespace()
+            .eq(["shop", "cache", "50%", "N/A", "1", "3d"]),
+        "{cache}"
+    );
+
+    let json: Value = serde_json::from_str(&k.ok(&["get", "nodes", "-o", "json"]).await).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 9);
+    let names = k
+        .ok(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "name"])
+        .await;
+    assert_eq!(names.lines().count(), 3, "{names}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cordon_drain_retries_on_pdb_then_completes_and_uncordon() {
+    let Some(bin) = kubectl() else { return };
+    // Both web replicas start on w-1 (w-2 is cordoned), and the PDB lets only one go at a time.
+    let scenario = Scenario::new()
+        .pool(Pool::new("cp", 1).control_plane())
+        .node(Node::new("w-1"))
+        .node(Node::new("w-2").unschedulable())
+        .workload(Workload::daemon_set("kube-system", "kube-proxy").tolerate_all())
+        .workload(Workload::deployment("shop", "web").replicas(2))
+        .workload(Workload::deployment("shop", "cache").empty_dir())
+        .pdb(
+            Pdb::new("shop", "web")
+                .match_label("app", "web")
+                .min_available(1),
+        );
+    let sim = Simulator::start(scenario, SimConfig::fast()).await.unwrap();
+    assert_eq!(ready_on(&sim, "web", "w-1"), 2);
+    let k = Kubectl::new(bin, &sim);
+
+    let out = k.ok(&["uncordon", "w-2"]).await;
+    assert!(out.contains("node/w-2 uncordoned"), "{out}");
+    assert!(
+        sim.get("nodes", None, "w-2").unwrap()["spec"]
+            .get("unschedulable")
+            .is_none()
+    );
+
+    let out = k.ok(&["cordon", "w-1"]).await;
+    assert!(out.contains("node/w-1 cordoned"), "{out}");
+    assert_eq!(
+        sim.get("nodes", None, "w-1").unwrap()["spec"]["unschedulable"],
+        true
+    );
+
+    let drain = k
+        .run(&[
+            "drain",
+            "w-1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=120s",
+        ])
+        .await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&drain.stdout),
+        String::from_utf8_lossy(&drain.stderr)
+    );
+    assert!(drain.status.success(), "{text}");
+    assert!(
+        text.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "the PDB made kubectl retry: {text}"
+    );
+    assert!(text.contains("node/w-1 drained"), "{text}");
+
+    // Only the DaemonSet pod is left on w-1; both web replicas run Ready on w-2.
+    let left: Vec<Value> = sim.pods_on_node("w-1");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        left[0]["metadata"]["ownerReferences"][0]["kind"],
+        "DaemonSet"
+    );
+    assert_eq!(ready_on(&sim, "web", "w-2"), 2);
+    let deletions = sim.pod_deletions();
+    assert_eq!(
+        deletions.len(),
+        3,
+        "two web pods and the cache pod: {deletions:?}"
+    );
+    assert!(
+        deletions
+            .iter()
+            .all(|d| d.via == DeletedVia::Eviction && d.node == "w-1"),
+        "{deletions:?}"
+    );
+    let evictions = sim
+        .requests()
+        .matching("POST", "/api/v1/namespaces/shop/pods/*/eviction");
+    assert!(evictions.iter().any(|r| r.status == 429), "{evictions:?}");
+    assert_eq!(evictions.iter().filter(|r| r.status == 201).count(), 3);
+
+    let out = k.ok(&["uncordon", "w-1"]).await;
+    assert!(out.contains("node/w-1 uncordoned"), "{out}");
+    assert!(
+        sim.get("nodes", None, "w-1").unwrap()["spec"]
+            .get("unschedulable")
+            .is_none()
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_refuses_unmanaged_pods_without_force() {
+    let Some(bin) = kubectl() else { return };
+    let scenario = Scenario::new()
+        .node(Node::new("w-1"))
+        .node(Node::new("w-2"))
+        .pod(Pod::new("default", "debug").node("w-1"))
+        .pod(
+            Pod::new("default", "scratch")
+                .node("w-1")
+                .empty_dir()
+                .orphan_of("ReplicaSet/gone"),
+        );
+    let sim = Simulator::start(scenario, SimConfig::fast()).await.unwrap();
+    let k = Kubectl::new(bin, &sim);
+    let out = k
+        .run(&["drain", "w-1", "--ignore-daemonsets", "--timeout=30s"])
+        .await;
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("default/debug") && text.contains("declare no controller"),
+        "{text}"
+    );
+    assert!(
+        text.contains("default/scratch") && text.contains("local storage"),
+        "{text}"
+    );
+    assert!(
+        sim.pod_deletions().is_empty(),
+        "nothing is evicted when a pod is refused"
+    );
+    assert_eq!(
+        sim.get("nodes", None, "w-1").unwrap()["spec"]["unschedulable"],
+        true,
+        "the node stays cordoned"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_node_ready_follows_the_kubelet() {
+    let Some(bin) = kubectl() else { return };
+    let scenario = Scenario::new()
+        .node(Node::new("w-1"))
+        .node(Node::new("w-2"));
+    let sim = Simulator::start(scenario, SimConfig::fast()).await.unwrap();
+    let k = Kubectl::new(bin, &sim);
+
+    // A node that never comes back: wait times out.
+    sim.set_node_never_ready("w-2", true).unwrap();
+    sim.set_kubelet_version("w-2", "v1.34.2").unwrap();
+    let out = k
+        .run(&["wait", "--for=condition=Ready", "node/w-2", "--timeout=2s"])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("timed out"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A kubelet restart: NotReady, then Ready with the new version; wait returns once Ready.
+    sim.set_kubelet_version("w-1", "v1.34.2").unwrap();
+    assert_eq!(
+        sim.get("nodes", None, "w-1").unwrap()["status"]["conditions"][3]["status"],
+        "False"
+    );
+    let out = k
+        .ok(&["wait", "--for=condition=Ready", "node/w-1", "--timeout=60s"])
+        .await;
+    assert!(out.contains("node/w-1 condition met"), "{out}");
+    let node = sim.get("nodes", None, "w-1").unwrap();
+    assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.34.2");
+
+    sim.set_node_never_ready("w-2", false).unwrap();
+    sim.set_node_condition("w-2", "Ready", "True").unwrap();
+    k.ok(&["wait", "--for=condition=Ready", "node/w-2", "--timeout=60s"])
+        .await;
+    let _ = GUARD;
+    sim.shutdown().await;
+}
