@@ -313,18 +313,28 @@ impl Preflight {
             skew.set_api_server(v.clone());
         }
 
-        // 2. Removed APIs, the metric first: the stored-object scan below may have to list
-        //    through a deprecated version, which the metric would then count.
+        // 2. Removed APIs: discovery, then the metric before any list — the stored-object
+        //    scan may have to list through a removed version, which the metric counts.
         let window = control_plane
             .as_ref()
             .map(|cp| RemovalWindow::new(cp.clone(), input.target.clone()));
+        let mut targets = None;
         if let Some(window) = &window {
+            match removed_apis::stored::discover(&reader, window).await {
+                Ok(t) => targets = Some(t),
+                Err(e) => failed("removed-apis/stored", Severity::Blocker, &e, &mut findings),
+            }
+            let self_listed = targets
+                .as_ref()
+                .map(removed_apis::stored::Targets::listed_through_removed)
+                .unwrap_or_default();
             match reader.get_text("/metrics").await {
                 Ok(answer) if answer.status == 200 => {
                     let samples = removed_apis::metric::parse_metric(&answer.body);
                     findings.extend(removed_apis::metric::findings(
                         &samples,
                         window,
+                        &self_listed,
                         "removed-apis/metric",
                     )?);
                 }
@@ -465,9 +475,11 @@ impl Preflight {
 
         // 9. Removed APIs in stored objects, Helm releases and manifests.
         if let Some(window) = &window {
-            match removed_apis::stored::scan(&reader, window, "removed-apis/stored").await {
-                Ok(f) => findings.extend(f),
-                Err(e) => failed("removed-apis/stored", Severity::Blocker, &e, &mut findings),
+            if let Some(targets) = &targets {
+                match removed_apis::stored::scan(&reader, targets, "removed-apis/stored").await {
+                    Ok(f) => findings.extend(f),
+                    Err(e) => failed("removed-apis/stored", Severity::Blocker, &e, &mut findings),
+                }
             }
             if input.helm_releases {
                 match removed_apis::helm::scan_cluster(&reader, window, "removed-apis/helm").await {

@@ -111,9 +111,15 @@ pub fn parse_metric(text: &str) -> Vec<DeprecatedRequest> {
 /// Findings for requests to versions removed during the upgrade, one per group/version and
 /// resource (subresources folded in). When the API server leaves `removed_release` empty, the
 /// removal table decides.
+///
+/// `self_listed` holds `(group, version, resource)` that kup's own stored-object scan lists
+/// through the removed version (nothing else serves them): an earlier kup run sets the gauge
+/// for those too, so they are reported as warnings saying so (their objects, if any, are
+/// blockers of the stored-object scan).
 pub(crate) fn findings(
     samples: &[DeprecatedRequest],
     window: &RemovalWindow,
+    self_listed: &[(String, String, String)],
     source: &str,
 ) -> Result<Vec<Finding>> {
     let table = removed_apis()?;
@@ -161,18 +167,33 @@ pub(crate) fn findings(
                 } else {
                     format!("{resource}.{version}.{group}")
                 };
+                let ours = self_listed
+                    .iter()
+                    .any(|(g, v, r)| *g == group && *v == version && *r == resource);
+                let (severity, note) = if ours {
+                    (
+                        Severity::Warning,
+                        format!(
+                            " (nothing else serves {resource}, so kup's own pre-flight lists \
+                             it through {api_version} and an earlier run also sets this gauge)"
+                        ),
+                    )
+                } else {
+                    (Severity::Blocker, String::new())
+                };
                 Finding::new(
                     "api.removed-requested",
-                    Severity::Blocker,
+                    severity,
                     format!(
                         "clients called {api_version} {what} since the API server started \
-                     ({METRIC}); Kubernetes {removed} removes it{instead}"
+                         ({METRIC}); Kubernetes {removed} removes it{instead}{note}"
                     ),
                 )
                 .remediation(format!(
                     "find the callers in the API server's audit log (events annotated \
-                 k8s.io/deprecated=true, with their user and userAgent) and move them off \
-                 {api_version} before the upgrade; the gauge resets when the API server restarts"
+                     k8s.io/deprecated=true, with their user and userAgent) and move them off \
+                     {api_version} before the upgrade; the gauge resets when the API server \
+                     restarts"
                 ))
                 .object(ObjectRef::cluster("APIResource", name))
                 .source(source)
@@ -217,7 +238,7 @@ apiserver_request_total{code="200",verb="GET"} 4.2e+06
         let samples = parse_metric(SAMPLE);
         assert_eq!(samples.len(), 4);
         let window = RemovalWindow::new(v("1.24.3"), v("1.29"));
-        let found = findings(&samples, &window, "metric").unwrap();
+        let found = findings(&samples, &window, &[], "metric").unwrap();
         let names: Vec<&str> = found.iter().map(|f| f.objects[0].name.as_str()).collect();
         // Leases (1.22) were removed before; the empty removed_release comes from the table (1.29).
         assert_eq!(
@@ -239,6 +260,19 @@ apiserver_request_total{code="200",verb="GET"} 4.2e+06
                 .contains("flowschemas (subresources: status)")
         );
         let narrow = RemovalWindow::new(v("1.25"), v("1.26"));
-        assert!(findings(&samples, &narrow, "metric").unwrap().is_empty());
+        assert!(
+            findings(&samples, &narrow, &[], "metric")
+                .unwrap()
+                .is_empty()
+        );
+        let ours = [(
+            "policy".to_string(),
+            "v1beta1".to_string(),
+            "poddisruptionbudgets".to_string(),
+        )];
+        let found = findings(&samples, &window, &ours, "metric").unwrap();
+        assert_eq!(found[0].severity, Severity::Warning);
+        assert!(found[0].message.contains("kup's own pre-flight"));
+        assert_eq!(found[1].severity, Severity::Blocker);
     }
 }

@@ -68,15 +68,36 @@ fn resource_for(resources: &[(String, String)], kind: &str) -> Option<String> {
         .map(|(plural, _)| plural.clone())
 }
 
-/// Scans the cluster. `served` is filled from discovery.
-pub(crate) async fn scan(
-    reader: &Reader,
-    window: &RemovalWindow,
-    source: &str,
-) -> Result<Vec<Finding>> {
+/// What the stored-object scan will list, found through discovery.
+#[derive(Debug, Default)]
+pub(crate) struct Targets {
+    /// (group-version listed, plural) → the rows it answers for.
+    lists: BTreeMap<(String, String), Vec<&'static RemovedApi>>,
+}
+
+impl Targets {
+    /// `(group, version, resource)` of removed versions that must be listed through
+    /// themselves because nothing else serves their kind: the scan's own list then counts in
+    /// the deprecated-API metric.
+    pub(crate) fn listed_through_removed(&self) -> Vec<(String, String, String)> {
+        self.lists
+            .iter()
+            .flat_map(|((gv, plural), rows)| {
+                rows.iter()
+                    .filter(move |r| r.api_version() == *gv)
+                    .map(move |r| (r.group.clone(), r.version.clone(), plural.clone()))
+            })
+            .collect()
+    }
+}
+
+/// Discovery: `/apis`, then the resources of each removed group-version still served and of
+/// its replacement. Discovery requests do not count in the deprecated-API metric.
+pub(crate) async fn discover(reader: &Reader, window: &RemovalWindow) -> Result<Targets> {
     let rows = window.removals()?;
+    let mut targets = Targets::default();
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(targets);
     }
     reader.count();
     let groups = reader.client().list_api_groups().await?;
@@ -86,13 +107,13 @@ pub(crate) async fn scan(
         .flat_map(|g| g.versions.iter().map(|v| v.group_version.clone()))
         .collect();
     let mut discovered: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    // (group-version listed, plural) → rows it answers for
-    let mut targets: BTreeMap<(String, String), Vec<&'static RemovedApi>> = BTreeMap::new();
     for row in rows {
         let removed_gv = row.api_version();
         if !served.contains(&removed_gv) {
             continue;
         }
+        // Through the replacement when it serves the kind, so the scan itself does not call
+        // the removed version.
         let mut candidates = Vec::new();
         if let Some(r) = row.replacement.as_ref().filter(|r| served.contains(*r)) {
             candidates.push(r.clone());
@@ -114,16 +135,20 @@ pub(crate) async fn scan(
                 .get(&gv)
                 .and_then(|rs| resource_for(rs, &row.kind))
             {
-                targets.entry((gv, plural)).or_default().push(row);
+                targets.lists.entry((gv, plural)).or_default().push(row);
                 break;
             }
         }
     }
+    Ok(targets)
+}
 
+/// Lists every target page by page and reports the objects tied to a removed version.
+pub(crate) async fn scan(reader: &Reader, targets: &Targets, source: &str) -> Result<Vec<Finding>> {
     // row (by api version + kind) → objects with their evidence
     type Uses = (&'static RemovedApi, Vec<(ObjectRef, String)>);
     let mut found: BTreeMap<(String, String), Uses> = BTreeMap::new();
-    for ((gv, plural), rows) in &targets {
+    for ((gv, plural), rows) in &targets.lists {
         let (group, version) = gv.split_once('/').unwrap_or(("", gv.as_str()));
         let resource = ApiResource {
             group: group.to_string(),
