@@ -1115,6 +1115,30 @@ fn pod_update_allowed(old: &Value, new: &Value) -> Result<(), String> {
     }
 }
 
+/// A loaded cluster without server or controller loop, for unit tests that step the
+/// controllers by hand with [`Cluster::reconcile`].
+#[cfg(test)]
+pub(crate) fn test_cluster(s: &super::scenario::Scenario) -> Cluster {
+    let delays = Delays {
+        pod_start: Duration::from_secs(1),
+        pod_ready: Duration::from_secs(2),
+        pod_shutdown: Duration::from_secs(1),
+        kubelet_restart: Duration::from_secs(10),
+        node_ready: Duration::from_secs(15),
+    };
+    let version = KubeVersion::parse(&s.version).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = Cluster::new(
+        version,
+        SimClock::new(1.0),
+        delays,
+        1,
+        10_000,
+        s.pool_label.clone(),
+    );
+    super::scenario::load::materialize(s, &mut c).unwrap_or_else(|e| panic!("{e}"));
+    c
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

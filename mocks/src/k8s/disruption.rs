@@ -281,3 +281,181 @@ fn count_healthy(
         .filter(|p| p.meta.pod.as_ref().is_some_and(|f| f.ready))
         .count() as i64
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::k8s::cluster::{Part, test_cluster};
+    use crate::k8s::scenario::{IntOrPercent, Node, Pdb, Pod, Scenario, Workload};
+
+    fn status(c: &Cluster, name: &str) -> (i64, i64, i64, i64) {
+        let v = c.get_value(ids::PDBS, "ns", name).unwrap();
+        let i = |k: &str| objects::int(&v, &format!("status.{k}")).unwrap();
+        (
+            i("expectedPods"),
+            i("desiredHealthy"),
+            i("currentHealthy"),
+            i("disruptionsAllowed"),
+        )
+    }
+
+    fn one(
+        replicas: u32,
+        not_ready: u32,
+        min: Option<IntOrPercent>,
+        max: Option<IntOrPercent>,
+    ) -> (i64, i64, i64, i64) {
+        let mut pdb = Pdb::new("ns", "p").match_label("app", "w");
+        pdb.min_available = min;
+        pdb.max_unavailable = max;
+        let s = Scenario::new()
+            .node(Node::new("n1"))
+            .node(Node::new("n2"))
+            .workload(
+                Workload::deployment("ns", "w")
+                    .replicas(replicas)
+                    .not_ready(not_ready),
+            )
+            .pdb(pdb);
+        status(&test_cluster(&s), "p")
+    }
+
+    #[test]
+    fn budgets_round_like_upstream() {
+        let int = |n: i32| Some(IntOrPercent::Int(n));
+        let pct = |p: &str| Some(IntOrPercent::Percent(p.into()));
+        // (expected, desired, healthy, allowed)
+        assert_eq!(one(3, 0, int(2), None), (3, 2, 3, 1));
+        assert_eq!(one(3, 0, pct("50%"), None), (3, 2, 3, 1), "ceil(1.5) = 2");
+        assert_eq!(one(3, 0, pct("34%"), None), (3, 2, 3, 1), "ceil(1.02) = 2");
+        assert_eq!(one(4, 0, pct("50%"), None), (4, 2, 4, 2));
+        assert_eq!(one(3, 0, None, int(1)), (3, 2, 3, 1));
+        assert_eq!(
+            one(3, 0, None, pct("25%")),
+            (3, 2, 3, 1),
+            "ceil(0.75) = 1 unavailable"
+        );
+        assert_eq!(
+            one(10, 0, None, pct("25%")),
+            (10, 7, 10, 3),
+            "ceil(2.5) = 3 unavailable"
+        );
+        assert_eq!(one(3, 0, None, int(0)), (3, 3, 3, 0));
+        assert_eq!(one(3, 0, int(5), None), (3, 5, 3, 0), "never negative");
+        assert_eq!(
+            one(0, 0, int(0), None),
+            (0, 0, 0, 0),
+            "nothing expected, nothing allowed"
+        );
+        // Unhealthy pods do not count towards currentHealthy.
+        assert_eq!(one(3, 1, int(2), None), (3, 2, 2, 0));
+        assert_eq!(one(5, 2, None, pct("10%")), (5, 4, 3, 0));
+        assert_eq!(one(5, 1, None, int(2)), (5, 3, 4, 1));
+    }
+
+    #[test]
+    fn unmanaged_and_daemon_pods() {
+        let s = Scenario::new()
+            .node(Node::new("n1"))
+            .pod(Pod::new("ns", "a").node("n1").label("app", "naked"))
+            .pod(Pod::new("ns", "b").node("n1").label("app", "naked"))
+            .pdb(
+                Pdb::new("ns", "min")
+                    .match_label("app", "naked")
+                    .min_available(1),
+            )
+            .pdb(
+                Pdb::new("ns", "max")
+                    .match_label("app", "naked")
+                    .max_unavailable(1),
+            )
+            .workload(Workload::daemon_set("ns", "agent"))
+            .pdb(
+                Pdb::new("ns", "ds")
+                    .match_label("app", "agent")
+                    .max_unavailable(1),
+            )
+            .pdb(Pdb::new("ns", "all").select_all().min_available(1))
+            .pdb(Pdb::new("ns", "none").select_none().min_available(1));
+        let c = test_cluster(&s);
+        // An integer minAvailable counts pods; controllers are not needed.
+        assert_eq!(status(&c, "min"), (2, 1, 2, 1));
+        // maxUnavailable scales by controllers; pods without one are ignored.
+        assert_eq!(status(&c, "max"), (0, 0, 2, 0));
+        // DaemonSets have no scale: the budget fails safe.
+        let ds = c.get_value(ids::PDBS, "ns", "ds").unwrap();
+        assert_eq!(ds["status"]["disruptionsAllowed"], 0);
+        assert_eq!(ds["status"]["conditions"][0]["reason"], "SyncFailed");
+        assert_eq!(
+            ds["status"]["conditions"][0]["message"],
+            "daemonsets.apps does not implement the scale subresource"
+        );
+        // policy/v1: `{}` selects every pod in the namespace, no selector selects none.
+        assert_eq!(status(&c, "all"), (3, 1, 3, 2));
+        assert_eq!(status(&c, "none"), (0, 1, 0, 0));
+        let ok = c.get_value(ids::PDBS, "ns", "min").unwrap();
+        assert_eq!(ok["status"]["conditions"][0]["type"], "DisruptionAllowed");
+        assert_eq!(ok["status"]["conditions"][0]["status"], "True");
+        assert_eq!(ok["status"]["conditions"][0]["reason"], "SufficientPods");
+        assert_eq!(ok["status"]["observedGeneration"], 1);
+    }
+
+    #[test]
+    fn v1beta1_empty_selector_selects_nothing() {
+        let s = Scenario::new()
+            .version("v1.24.17")
+            .node(Node::new("n1"))
+            .workload(Workload::deployment("ns", "w").replicas(2))
+            .pdb(
+                Pdb::new("ns", "old")
+                    .select_all()
+                    .min_available(1)
+                    .api_version("policy/v1beta1"),
+            )
+            .pdb(Pdb::new("ns", "new").select_all().min_available(1));
+        let c = test_cluster(&s);
+        assert_eq!(status(&c, "old"), (0, 1, 0, 0));
+        assert_eq!(status(&c, "new"), (2, 1, 2, 1));
+    }
+
+    #[test]
+    fn disrupted_pods_expire_after_two_minutes() {
+        let s = Scenario::new()
+            .node(Node::new("n1"))
+            .workload(Workload::deployment("ns", "w").replicas(3))
+            .pdb(
+                Pdb::new("ns", "p")
+                    .match_label("app", "w")
+                    .max_unavailable(1),
+            );
+        let mut c = test_cluster(&s);
+        let pod = c
+            .store
+            .list(ids::PODS, Some("ns"))
+            .next()
+            .unwrap()
+            .meta
+            .name
+            .clone();
+        // An eviction was approved but the pod was never deleted (say the delete failed).
+        let mut pdb = c.get_value(ids::PDBS, "ns", "p").unwrap();
+        objects::obj_mut(&mut pdb, "status.disruptedPods")
+            .insert(pod.clone(), serde_json::json!(c.now_str()));
+        c.update(ids::PDBS, "ns", "p", pdb, Part::Status, false)
+            .unwrap();
+        c.reconcile();
+        assert_eq!(status(&c, "p"), (3, 2, 2, 0), "the pod is expected to go");
+        c.clock.advance(Duration::from_secs(119));
+        c.reconcile();
+        assert_eq!(status(&c, "p").3, 0, "still within the timeout");
+        c.clock.advance(Duration::from_secs(3));
+        c.reconcile();
+        assert_eq!(status(&c, "p"), (3, 2, 3, 1), "the entry expired");
+        assert!(
+            c.get_value(ids::PDBS, "ns", "p").unwrap()["status"]
+                .get("disruptedPods")
+                .is_none()
+        );
+    }
+}

@@ -233,3 +233,223 @@ impl Cluster {
             .map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::k8s::cluster::{Cluster, Part, test_cluster};
+    use crate::k8s::scenario::{Node, Pdb, Pod, Scenario, Workload};
+
+    fn body(name: &str) -> Value {
+        json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": "ns"}})
+    }
+
+    fn pods(c: &Cluster, app: &str, ready: bool) -> Vec<String> {
+        c.store
+            .list(ids::PODS, Some("ns"))
+            .filter(|p| p.meta.labels.iter().any(|(k, v)| k == "app" && v == app))
+            .filter(|p| p.meta.pod.as_ref().unwrap().ready == ready)
+            .map(|p| p.meta.name.clone())
+            .collect()
+    }
+
+    fn pdb(c: &Cluster, name: &str) -> Value {
+        c.get_value(ids::PDBS, "ns", name).unwrap()
+    }
+
+    #[test]
+    fn approval_decrements_and_records_then_refuses() {
+        let s = Scenario::new()
+            .node(Node::new("n1"))
+            .workload(Workload::deployment("ns", "w").replicas(3))
+            .pdb(
+                Pdb::new("ns", "p")
+                    .match_label("app", "w")
+                    .max_unavailable(1),
+            );
+        let mut c = test_cluster(&s);
+        let names = pods(&c, "w", true);
+        assert!(matches!(
+            c.evict("ns", &names[0], &body(&names[0]), false),
+            Ok(Evicted::Done)
+        ));
+        let p = pdb(&c, "p");
+        assert_eq!(p["status"]["disruptionsAllowed"], 0);
+        assert!(p["status"]["disruptedPods"][&names[0]].is_string());
+        assert_eq!(p["status"]["conditions"][0]["reason"], "InsufficientPods");
+        assert!(c.get(ids::PODS, "ns", &names[0]).unwrap().meta.deleting);
+        // The budget is spent until the controller sees a replacement Ready.
+        let e = c
+            .evict("ns", &names[1], &body(&names[1]), false)
+            .unwrap_err();
+        assert_eq!(e.code, 429);
+        assert_eq!(
+            e.body()["details"]["causes"][0]["message"],
+            "The disruption budget p needs 2 healthy pods and has 3 currently"
+        );
+        assert!(e.retry_after.is_none());
+        // Evicting a pod that is already terminating needs no budget.
+        assert!(matches!(
+            c.evict("ns", &names[0], &body(&names[0]), false),
+            Ok(Evicted::Done)
+        ));
+        assert_eq!(
+            c.deletions
+                .iter()
+                .filter(|d| d.via == DeletedVia::Eviction)
+                .count(),
+            1
+        );
+        c.reconcile();
+        assert_eq!(pdb(&c, "p")["status"]["currentHealthy"], 2);
+        assert!(
+            pdb(&c, "p")["status"].get("disruptedPods").is_none(),
+            "the deleting pod leaves the map"
+        );
+    }
+
+    #[test]
+    fn unprocessed_budget_answers_retry_after_10() {
+        let s = Scenario::new()
+            .node(Node::new("n1"))
+            .workload(Workload::deployment("ns", "w").replicas(3))
+            .pdb(
+                Pdb::new("ns", "p")
+                    .match_label("app", "w")
+                    .max_unavailable(1),
+            );
+        let mut c = test_cluster(&s);
+        let mut p = pdb(&c, "p");
+        p["spec"]["maxUnavailable"] = json!(2);
+        c.update(ids::PDBS, "ns", "p", p, Part::Main, false)
+            .unwrap();
+        let name = pods(&c, "w", true).remove(0);
+        let e = c.evict("ns", &name, &body(&name), false).unwrap_err();
+        assert_eq!((e.code, e.retry_after), (429, Some(10)));
+        let b = e.body();
+        assert_eq!(b["details"]["retryAfterSeconds"], 10);
+        assert_eq!(
+            b["details"]["causes"][0]["message"],
+            "The disruption budget p is still being processed by the server."
+        );
+        c.reconcile();
+        assert!(c.evict("ns", &name, &body(&name), false).is_ok());
+    }
+
+    #[test]
+    fn unhealthy_pods_follow_the_policy() {
+        let s = Scenario::new()
+            .node(Node::new("n1"))
+            .workload(Workload::deployment("ns", "ok").replicas(3).not_ready(1))
+            .pdb(
+                Pdb::new("ns", "ok")
+                    .match_label("app", "ok")
+                    .min_available(2),
+            )
+            .workload(Workload::deployment("ns", "short").replicas(3).not_ready(1))
+            .pdb(
+                Pdb::new("ns", "short")
+                    .match_label("app", "short")
+                    .min_available(3),
+            )
+            .workload(
+                Workload::deployment("ns", "always")
+                    .replicas(3)
+                    .not_ready(1),
+            )
+            .pdb(
+                Pdb::new("ns", "always")
+                    .match_label("app", "always")
+                    .min_available(3)
+                    .unhealthy_pod_eviction_policy("AlwaysAllow"),
+            );
+        let mut c = test_cluster(&s);
+        // IfHealthyBudget (default): an unready pod may go while the budget is met, and takes nothing from it.
+        let sick = pods(&c, "ok", false).remove(0);
+        assert!(c.evict("ns", &sick, &body(&sick), false).is_ok());
+        assert!(pdb(&c, "ok")["status"].get("disruptedPods").is_none());
+        let healthy = pods(&c, "ok", true).remove(0);
+        assert_eq!(
+            c.evict("ns", &healthy, &body(&healthy), false)
+                .unwrap_err()
+                .code,
+            429
+        );
+        // Budget not met: the unready pod falls through to the budget check (0 allowed).
+        let sick = pods(&c, "short", false).remove(0);
+        assert_eq!(
+            c.evict("ns", &sick, &body(&sick), false).unwrap_err().code,
+            429
+        );
+        // AlwaysAllow: unready pods always go.
+        let sick = pods(&c, "always", false).remove(0);
+        assert!(c.evict("ns", &sick, &body(&sick), false).is_ok());
+    }
+
+    #[test]
+    fn pending_and_finished_pods_skip_the_budget() {
+        let s = Scenario::new()
+            .node(Node::new("n1"))
+            .pod(
+                Pod::new("ns", "pending")
+                    .node("n1")
+                    .label("app", "x")
+                    .phase("Pending"),
+            )
+            .pod(
+                Pod::new("ns", "done")
+                    .node("n1")
+                    .label("app", "x")
+                    .phase("Succeeded"),
+            )
+            .pod(Pod::new("ns", "running").node("n1").label("app", "x"))
+            .pdb(
+                Pdb::new("ns", "strict")
+                    .match_label("app", "x")
+                    .min_available(10),
+            );
+        let mut c = test_cluster(&s);
+        assert!(c.evict("ns", "pending", &body("pending"), false).is_ok());
+        assert!(c.evict("ns", "done", &body("done"), false).is_ok());
+        assert!(
+            c.get(ids::PODS, "ns", "done").is_none(),
+            "finished pods go at once"
+        );
+        assert_eq!(
+            c.evict("ns", "running", &body("running"), false)
+                .unwrap_err()
+                .code,
+            429
+        );
+        assert_eq!(
+            c.evict("ns", "running", &body("other"), false)
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            c.evict("ns", "ghost", &body("ghost"), false)
+                .unwrap_err()
+                .code,
+            404
+        );
+        // A terminating namespace refuses evictions with the NamespaceTerminating cause.
+        c.delete(
+            ids::NAMESPACES,
+            "",
+            "ns",
+            &Default::default(),
+            DeletedVia::Delete,
+        )
+        .unwrap();
+        let e = c
+            .evict("ns", "running", &body("running"), false)
+            .unwrap_err();
+        assert_eq!(e.code, 403);
+        assert_eq!(
+            e.body()["details"]["causes"][0]["reason"],
+            "NamespaceTerminating"
+        );
+    }
+}

@@ -505,7 +505,11 @@ impl Loader<'_> {
                 let owner = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "name": w.name, "uid": uid,
                     "controller": true, "blockOwnerDeletion": true});
                 let revision = template_hash(&template);
-                for (k, n) in nodes.iter().filter(|n| daemon_should_run(&tspec, n)).enumerate() {
+                for (k, n) in nodes
+                    .iter()
+                    .filter(|n| daemon_should_run(&tspec, n))
+                    .enumerate()
+                {
                     let pname = format!("{}-{}", w.name, self.c.rng.suffix(5));
                     let target = n.name.clone();
                     let ready = k >= w.not_ready as usize;
