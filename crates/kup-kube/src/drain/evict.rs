@@ -52,7 +52,8 @@ pub(crate) enum Answer {
         /// The API's message.
         message: String,
     },
-    /// Overload (429 without a budget cause, 503, 504) or a broken connection: retry later.
+    /// Overload (429 without a budget cause, 503, 504), another conflict, or a broken
+    /// connection: retry later.
     Transient {
         /// The HTTP status, when one arrived.
         code: Option<u16>,
@@ -203,7 +204,14 @@ pub(crate) fn classify(
     };
     match code.as_u16() {
         404 => Answer::NotFound,
-        409 if message.contains("UID") || status.reason == "Conflict" => Answer::Replaced,
+        // Our UID precondition failed: the name belongs to a newer pod. Other conflicts (the
+        // server racing with itself) are worth another try.
+        409 if message.contains("UID in precondition") => Answer::Replaced,
+        409 => Answer::Transient {
+            code: Some(409),
+            message,
+            retry_after,
+        },
         429 => {
             let budget_cause = cause(DISRUPTION_BUDGET_CAUSE);
             if budget_cause.is_some() || message.contains("disruption budget") {

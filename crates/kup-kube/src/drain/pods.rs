@@ -152,10 +152,12 @@ impl NodePods {
             // Wake when the view changes, or when the pod crosses the skip age.
             let wake = match (since, skip) {
                 (Some(since), Some(skip)) => {
-                    let age = now.duration_since(since).unsigned_abs();
-                    // kubectl compares whole seconds: past `skip + 1s` the age is surely over.
-                    let until = (skip + Duration::from_secs(1)).saturating_sub(age);
-                    Some(Instant::now() + until.max(Duration::from_millis(50)))
+                    // The age is negative while the grace period runs (the deletion timestamp
+                    // is when it ends). kubectl compares whole seconds, so the age surely
+                    // exceeds `skip` one second after it reaches it.
+                    let age = now.duration_since(since).as_secs_f64();
+                    let until = skip.as_secs_f64() + 1.0 - age;
+                    Some(Instant::now() + Duration::from_secs_f64(until.max(0.05)))
                 }
                 _ => None,
             };
