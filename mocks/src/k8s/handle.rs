@@ -292,7 +292,8 @@ impl SimHandle {
     }
 
     /// A kubeconfig (context `kup-sim`, namespace `default`) pointing at the simulator, with the
-    /// CA in HTTPS mode.
+    /// CA in HTTPS mode. Its user has a placeholder bearer token (the simulator does not
+    /// authenticate; without any credentials kubectl would prompt for a password over HTTPS).
     pub fn kubeconfig_yaml(&self) -> String {
         use base64::Engine;
         let ca = self
@@ -307,7 +308,7 @@ impl SimHandle {
             })
             .unwrap_or_default();
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kup-sim\n  cluster:\n    server: {}\n{ca}contexts:\n- name: kup-sim\n  context:\n    cluster: kup-sim\n    user: kup-sim\n    namespace: default\ncurrent-context: kup-sim\nusers:\n- name: kup-sim\n  user: {{}}\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kup-sim\n  cluster:\n    server: {}\n{ca}contexts:\n- name: kup-sim\n  context:\n    cluster: kup-sim\n    user: kup-sim\n    namespace: default\ncurrent-context: kup-sim\nusers:\n- name: kup-sim\n  user:\n    token: kup-sim-not-a-secret\npreferences: {{}}\n",
             self.inner.url
         )
     }
