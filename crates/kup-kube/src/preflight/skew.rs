@@ -24,11 +24,15 @@ const CONTROL_PLANE_COMPONENTS: [(&str, Component); 4] = [
     ),
 ];
 
-/// The version in an image reference's tag (`registry.k8s.io/kube-apiserver:v1.31.4`).
-pub(crate) fn image_version(image: &str) -> Option<KubeVersion> {
+/// The version in the tag of an image of `component` (`registry.k8s.io/kube-apiserver:v1.31.4`).
+/// Other images (a pause image, a wrapper) say nothing about the component's version.
+pub(crate) fn image_version(image: &str, component: &str) -> Option<KubeVersion> {
     let without_digest = image.split('@').next().unwrap_or(image);
     let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
-    let (_, tag) = last.split_once(':')?;
+    let (name, tag) = last.split_once(':')?;
+    if name != component {
+        return None;
+    }
     KubeVersion::parse(tag).ok()
 }
 
@@ -131,14 +135,14 @@ impl SkewCheck {
         else {
             return;
         };
-        let Some((_, component)) = CONTROL_PLANE_COMPONENTS.iter().find(|(l, _)| l == label) else {
+        let Some((name, component)) = CONTROL_PLANE_COMPONENTS.iter().find(|(l, _)| l == label) else {
             return;
         };
         let spec = pod.spec.as_ref();
         let Some(version) = spec
             .and_then(|s| s.containers.first())
             .and_then(|c| c.image.as_deref())
-            .and_then(image_version)
+            .and_then(|image| image_version(image, name))
         else {
             return;
         };
@@ -404,14 +408,24 @@ mod tests {
     #[test]
     fn image_tags_give_versions() {
         assert_eq!(
-            image_version("registry.k8s.io/kube-apiserver:v1.31.4"),
+            image_version("registry.k8s.io/kube-apiserver:v1.31.4", "kube-apiserver"),
             Some(v("1.31.4"))
         );
         assert_eq!(
-            image_version("localhost:5000/kube-scheduler:v1.30.2@sha256:abc"),
+            image_version(
+                "localhost:5000/kube-scheduler:v1.30.2@sha256:abc",
+                "kube-scheduler"
+            ),
             Some(v("1.30.2"))
         );
-        assert_eq!(image_version("localhost:5000/kube-scheduler"), None);
+        assert_eq!(
+            image_version("localhost:5000/kube-scheduler", "kube-scheduler"),
+            None
+        );
+        assert_eq!(
+            image_version("registry.k8s.io/pause:3.10", "kube-apiserver"),
+            None
+        );
     }
 
     #[test]

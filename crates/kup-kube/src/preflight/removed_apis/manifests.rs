@@ -251,8 +251,8 @@ items:
             got,
             [
                 ("PodDisruptionBudget/shop/web".to_string(), Some(1)),
-                ("CronJob/nightly".to_string(), Some(17)),
-                ("PodDisruptionBudget/db".to_string(), Some(21)),
+                ("CronJob/nightly".to_string(), Some(18)),
+                ("PodDisruptionBudget/db".to_string(), Some(22)),
             ]
         );
     }
@@ -284,7 +284,7 @@ items:
             pdb.message
                 .contains("all.yaml uses policy/v1beta1 PodDisruptionBudget")
         );
-        assert!(pdb.message.contains("shop/web (line 1), db (line 21)"));
+        assert!(pdb.message.contains("shop/web (line 1), db (line 22)"));
         assert_eq!(pdb.objects.len(), 2);
         assert!(findings[2].message.contains("helm template"));
         let missing = validate_paths(&[dir.path().join("nope")]).unwrap_err();
