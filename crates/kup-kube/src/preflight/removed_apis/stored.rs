@@ -231,3 +231,50 @@ pub(crate) async fn scan(reader: &Reader, targets: &Targets, source: &str) -> Re
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use kup_core::KubeVersion;
+
+    use super::*;
+
+    fn pdb_row() -> &'static RemovedApi {
+        let window = RemovalWindow::new(
+            KubeVersion::parse("1.24").unwrap(),
+            KubeVersion::parse("1.25").unwrap(),
+        );
+        window
+            .lookup("policy/v1beta1", "PodDisruptionBudget")
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn managed_fields_name_the_manager_that_used_the_removed_version() {
+        // The API server records the apiVersion each manager wrote with; the simulator drops
+        // managedFields, so this path is exercised here.
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web", "namespace": "shop", "managedFields": [
+                {"manager": "helm", "operation": "Update", "apiVersion": "policy/v1beta1"},
+                {"manager": "kube-controller-manager", "operation": "Update",
+                 "apiVersion": "policy/v1", "subresource": "status"}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(
+            evidence(&object, pdb_row(), false).as_deref(),
+            Some("managedFields: helm (Update)")
+        );
+        let clean: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web", "namespace": "shop", "managedFields": [
+                {"manager": "kubectl", "operation": "Apply", "apiVersion": "policy/v1"}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(evidence(&clean, pdb_row(), false), None);
+        assert!(evidence(&clean, pdb_row(), true).is_some());
+    }
+}
