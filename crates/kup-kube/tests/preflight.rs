@@ -14,7 +14,9 @@ use kup_core::{
     UpgradePlan, UpgradeProvider,
 };
 use kup_kube::preflight::{DrainAllowances, Preflight, PreflightInput, PreflightReport};
-use kup_mocks::k8s::{Node, Pdb, Pod, Pool, Pvc, Scenario, SimConfig, SimHandle, Simulator, Workload};
+use kup_mocks::k8s::{
+    Node, Pdb, Pod, Pool, Pvc, Scenario, SimConfig, SimHandle, Simulator, Workload,
+};
 
 const POOL_LABEL: &str = "kup.dev/pool";
 
@@ -27,7 +29,10 @@ async fn start(scenario: Scenario) -> SimHandle {
 }
 
 async fn preflight(sim: &SimHandle, input: &PreflightInput) -> PreflightReport {
-    Preflight::new(sim.client().unwrap()).run(input).await.unwrap()
+    Preflight::new(sim.client().unwrap())
+        .run(input)
+        .await
+        .unwrap()
 }
 
 /// `(code, severity)` of every finding, sorted.
@@ -71,7 +76,10 @@ async fn small_cluster_has_no_false_positives() {
     assert_eq!(
         codes(&report),
         [
-            ("workload.single-replica-no-pdb".to_string(), Severity::Warning),
+            (
+                "workload.single-replica-no-pdb".to_string(),
+                Severity::Warning
+            ),
             ("drain.emptydir-pod".to_string(), Severity::Blocker),
         ]
         .into_iter()
@@ -127,10 +135,20 @@ fn plan_to_1_32() -> UpgradePlan {
         target: v("1.32"),
         control_plane_only: false,
         max_kubelet_skew: 3,
-        pools: [("current".to_string(), v("1.31")), ("legacy".to_string(), v("1.28"))].into(),
+        pools: [
+            ("current".to_string(), v("1.31")),
+            ("legacy".to_string(), v("1.28")),
+        ]
+        .into(),
         steps: vec![
             step(1, StepAction::Preflight { target: v("1.32") }),
-            step(2, StepAction::ControlPlane { from: v("1.31"), to: v("1.32") }),
+            step(
+                2,
+                StepAction::ControlPlane {
+                    from: v("1.31"),
+                    to: v("1.32"),
+                },
+            ),
             step(
                 3,
                 StepAction::NodePool {
@@ -185,7 +203,13 @@ async fn version_skew_now_and_at_each_plan_step() {
     let too_new = only(&report, "skew.kubelet-too-new");
     assert_eq!(names(too_new, "Node"), set(&["future"]));
     let controller = only(&report, "skew.controller-too-old");
-    assert!(controller.message.contains("kube-controller-manager 1.29.7"), "{}", controller.message);
+    assert!(
+        controller
+            .message
+            .contains("kube-controller-manager 1.29.7"),
+        "{}",
+        controller.message
+    );
     // The legacy pool (1.28) fits 1.31 but not 1.32: the plan's step 2 breaks it; so does the
     // standalone 1.27 node, which is already reported above and again at the step it worsens.
     let step: Vec<&Finding> = report
@@ -193,10 +217,20 @@ async fn version_skew_now_and_at_each_plan_step() {
         .filter(|f| f.message.contains("at 1.28"))
         .collect();
     assert_eq!(step.len(), 1, "{}", report.to_table());
-    assert!(step[0].message.starts_with("after step 2 (control plane 1.31 → 1.32)"));
+    assert!(
+        step[0]
+            .message
+            .starts_with("after step 2 (control plane 1.31 → 1.32)")
+    );
     assert_eq!(names(step[0], "Node"), set(&["legacy-1", "legacy-2"]));
     // Nodes of the pool the plan moves never show up.
-    assert!(report.findings.findings.iter().all(|f| names(f, "Node").iter().all(|n| !n.starts_with("current-"))));
+    assert!(
+        report
+            .findings
+            .findings
+            .iter()
+            .all(|f| names(f, "Node").iter().all(|n| !n.starts_with("current-")))
+    );
     sim.shutdown().await;
 }
 
@@ -209,19 +243,51 @@ async fn budgets_that_block_drains() {
         Scenario::new()
             .pool(Pool::new("w", 3))
             .workload(deploy("apps", "zero", 2))
-            .pdb(Pdb::new("apps", "zero").match_label("app", "zero").max_unavailable(0))
+            .pdb(
+                Pdb::new("apps", "zero")
+                    .match_label("app", "zero")
+                    .max_unavailable(0),
+            )
             .workload(deploy("apps", "all", 2))
-            .pdb(Pdb::new("apps", "all").match_label("app", "all").min_available(2))
+            .pdb(
+                Pdb::new("apps", "all")
+                    .match_label("app", "all")
+                    .min_available(2),
+            )
             .workload(deploy("apps", "solo", 1))
-            .pdb(Pdb::new("apps", "solo").match_label("app", "solo").min_available(1))
+            .pdb(
+                Pdb::new("apps", "solo")
+                    .match_label("app", "solo")
+                    .min_available(1),
+            )
             .workload(deploy("apps", "flaky", 3).not_ready(2))
-            .pdb(Pdb::new("apps", "flaky").match_label("app", "flaky").min_available(2))
+            .pdb(
+                Pdb::new("apps", "flaky")
+                    .match_label("app", "flaky")
+                    .min_available(2),
+            )
             .workload(deploy("apps", "fine", 3))
-            .pdb(Pdb::new("apps", "fine").match_label("app", "fine").max_unavailable(1))
-            .pdb(Pdb::new("apps", "ghost").match_label("app", "nothing").max_unavailable(1))
+            .pdb(
+                Pdb::new("apps", "fine")
+                    .match_label("app", "fine")
+                    .max_unavailable(1),
+            )
+            .pdb(
+                Pdb::new("apps", "ghost")
+                    .match_label("app", "nothing")
+                    .max_unavailable(1),
+            )
             .workload(deploy("overlap", "shared", 2))
-            .pdb(Pdb::new("overlap", "first").match_label("app", "shared").max_unavailable(1))
-            .pdb(Pdb::new("overlap", "second").match_label("app", "shared").max_unavailable(1)),
+            .pdb(
+                Pdb::new("overlap", "first")
+                    .match_label("app", "shared")
+                    .max_unavailable(1),
+            )
+            .pdb(
+                Pdb::new("overlap", "second")
+                    .match_label("app", "shared")
+                    .max_unavailable(1),
+            ),
     )
     .await;
     let report = preflight(&sim, &PreflightInput::new(v("1.34"))).await;
@@ -237,11 +303,23 @@ async fn budgets_that_block_drains() {
     assert_eq!(pdbs("pdb.zero-disruptions"), set(&["flaky"]));
     assert_eq!(pdbs("pdb.selects-nothing"), set(&["ghost"]));
     let overlap = only(&report, "pdb.overlapping");
-    assert_eq!(names(overlap, "PodDisruptionBudget"), set(&["first", "second"]));
+    assert_eq!(
+        names(overlap, "PodDisruptionBudget"),
+        set(&["first", "second"])
+    );
     assert_eq!(names(overlap, "Pod").len(), 2);
     assert!(overlap.message.contains("HTTP 500"));
-    assert!(report.findings.findings.iter().all(|f| !names(f, "PodDisruptionBudget").contains("fine")));
-    assert_eq!(only(&report, "pdb.selects-nothing").severity, Severity::Warning);
+    assert!(
+        report
+            .findings
+            .findings
+            .iter()
+            .all(|f| !names(f, "PodDisruptionBudget").contains("fine"))
+    );
+    assert_eq!(
+        only(&report, "pdb.selects-nothing").severity,
+        Severity::Warning
+    );
 
     // What the eviction API says about the same pods (without the client's own 429 retry).
     let mut config = sim.client_config();
@@ -251,7 +329,12 @@ async fn budgets_that_block_drains() {
         sim.pods()
             .into_iter()
             .find(|p| p["metadata"]["labels"]["app"] == app)
-            .map(|p| (p["metadata"]["namespace"].as_str().unwrap().to_string(), p["metadata"]["name"].as_str().unwrap().to_string()))
+            .map(|p| {
+                (
+                    p["metadata"]["namespace"].as_str().unwrap().to_string(),
+                    p["metadata"]["name"].as_str().unwrap().to_string(),
+                )
+            })
             .unwrap()
     };
     for (app, status) in [("zero", 429), ("all", 429), ("solo", 429), ("shared", 500)] {
@@ -286,8 +369,18 @@ async fn node_health() {
     assert_eq!(node("node.cordoned"), set(&["parked"]));
     assert_eq!(only(&report, "node.not-ready").severity, Severity::Blocker);
     assert_eq!(only(&report, "node.pressure").severity, Severity::Warning);
-    assert!(only(&report, "node.pressure").message.contains("full (DiskPressure)"));
-    assert!(report.findings.findings.iter().all(|f| !names(f, "Node").contains("healthy")));
+    assert!(
+        only(&report, "node.pressure")
+            .message
+            .contains("full (DiskPressure)")
+    );
+    assert!(
+        report
+            .findings
+            .findings
+            .iter()
+            .all(|f| !names(f, "Node").contains("healthy"))
+    );
     sim.shutdown().await;
 }
 
@@ -304,12 +397,33 @@ async fn pods_claims_and_workloads() {
                     .not_ready(1)
                     .priority_class("system-cluster-critical"),
             )
-            .pdb(Pdb::new("kube-system", "dns").match_label("app", "dns").max_unavailable(1))
-            .pod(Pod::new("agents", "log-shipper").node("w-1").priority_class("system-node-critical").not_ready())
+            .pdb(
+                Pdb::new("kube-system", "dns")
+                    .match_label("app", "dns")
+                    .max_unavailable(1),
+            )
+            .pod(
+                Pod::new("agents", "log-shipper")
+                    .node("w-1")
+                    .priority_class("system-node-critical")
+                    .not_ready(),
+            )
             .pod(Pod::new("default", "naked").node("w-1"))
-            .pod(Pod::new("default", "leftover").node("w-2").orphan_of("DaemonSet/old-agent"))
-            .workload(Workload::deployment("default", "scratch").replicas(2).empty_dir())
-            .pdb(Pdb::new("default", "scratch").match_label("app", "scratch").max_unavailable(1))
+            .pod(
+                Pod::new("default", "leftover")
+                    .node("w-2")
+                    .orphan_of("DaemonSet/old-agent"),
+            )
+            .workload(
+                Workload::deployment("default", "scratch")
+                    .replicas(2)
+                    .empty_dir(),
+            )
+            .pdb(
+                Pdb::new("default", "scratch")
+                    .match_label("app", "scratch")
+                    .max_unavailable(1),
+            )
             .workload(Workload::deployment("default", "lonely"))
             .workload(Workload::stateful_set("default", "single-db").volume_claim("1Gi"))
             .pvc(Pvc::new("default", "waiting").pending())
@@ -323,14 +437,26 @@ async fn pods_claims_and_workloads() {
     assert_eq!(pods.len(), 2, "{pods:?}");
     assert!(pods.contains("log-shipper"));
     assert!(pods.iter().any(|p| p.starts_with("dns-")));
-    assert_eq!(names(only(&report, "pvc.pending"), "PersistentVolumeClaim"), set(&["waiting"]));
+    assert_eq!(
+        names(only(&report, "pvc.pending"), "PersistentVolumeClaim"),
+        set(&["waiting"])
+    );
 
     // log-shipper is a system pod and also has no controller: the drain refuses it too.
     let unmanaged = only(&report, "drain.unmanaged-pod");
     assert_eq!(names(unmanaged, "Pod"), set(&["naked", "log-shipper"]));
     assert!(unmanaged.remediation.as_ref().unwrap().contains("--force"));
-    assert!(unmanaged.remediation.as_ref().unwrap().contains("nothing recreates it"));
-    assert_eq!(names(only(&report, "drain.orphaned-daemonset-pod"), "Pod"), set(&["leftover"]));
+    assert!(
+        unmanaged
+            .remediation
+            .as_ref()
+            .unwrap()
+            .contains("nothing recreates it")
+    );
+    assert_eq!(
+        names(only(&report, "drain.orphaned-daemonset-pod"), "Pod"),
+        set(&["leftover"])
+    );
     let scratch = names(only(&report, "drain.emptydir-pod"), "Pod");
     assert_eq!(scratch.len(), 2);
     assert!(scratch.iter().all(|p| p.starts_with("scratch-")));
@@ -345,10 +471,18 @@ async fn pods_claims_and_workloads() {
         delete_emptydir_data: true,
     });
     let report = preflight(&sim, &input).await;
-    for code in ["drain.unmanaged-pod", "drain.orphaned-daemonset-pod", "drain.emptydir-pod"] {
+    for code in [
+        "drain.unmanaged-pod",
+        "drain.orphaned-daemonset-pod",
+        "drain.emptydir-pod",
+    ] {
         let f = only(&report, code);
         assert_eq!(f.severity, Severity::Info, "{code}");
-        assert!(f.message.contains("the drain lets them go"), "{}", f.message);
+        assert!(
+            f.message.contains("the drain lets them go"),
+            "{}",
+            f.message
+        );
     }
     sim.shutdown().await;
 }
@@ -439,7 +573,10 @@ async fn provider_findings_and_overrides() {
     let merged = only(&report, "eks.insight-addon-version");
     assert_eq!(merged.source, "eks");
     assert!(merged.message.contains("1.34"));
-    assert_eq!(only(&report, "eks.insight-kubelet-skew").message, "from the input");
+    assert_eq!(
+        only(&report, "eks.insight-kubelet-skew").message,
+        "from the input"
+    );
     assert!(report.has_blockers());
 
     let overridden = Preflight::new(sim.client().unwrap())
@@ -448,7 +585,11 @@ async fn provider_findings_and_overrides() {
         .await
         .unwrap();
     assert!(!overridden.has_blockers(), "{}", overridden.to_table());
-    assert!(overridden.to_table().contains("overridden eks.insight-addon-version"));
+    assert!(
+        overridden
+            .to_table()
+            .contains("overridden eks.insight-addon-version")
+    );
 
     sim.requests().clear();
     let err = Preflight::new(sim.client().unwrap())
@@ -466,11 +607,19 @@ async fn provider_findings_and_overrides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_check_is_reported_and_the_rest_still_run() {
     let sim = start(Scenario::new().node(Node::new("down").not_ready())).await;
-    sim.faults().add(kup_mocks::k8s::Fault::status(403).path("/apis/policy/v1/poddisruptionbudgets"));
+    sim.faults()
+        .add(kup_mocks::k8s::Fault::status(403).path("/apis/policy/v1/poddisruptionbudgets"));
     let report = preflight(&sim, &PreflightInput::new(v("1.34"))).await;
     let failed = only(&report, "preflight.check-failed");
     assert_eq!(failed.source, "pdb");
-    assert!(failed.message.contains("403") || failed.message.to_lowercase().contains("forbidden"), "{}", failed.message);
-    assert_eq!(names(only(&report, "node.not-ready"), "Node"), set(&["down"]));
+    assert!(
+        failed.message.contains("403") || failed.message.to_lowercase().contains("forbidden"),
+        "{}",
+        failed.message
+    );
+    assert_eq!(
+        names(only(&report, "node.not-ready"), "Node"),
+        set(&["down"])
+    );
     sim.shutdown().await;
 }

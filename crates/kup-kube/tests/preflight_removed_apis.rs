@@ -31,7 +31,10 @@ async fn start(scenario: Scenario) -> SimHandle {
 }
 
 async fn preflight(sim: &SimHandle, input: &PreflightInput) -> PreflightReport {
-    Preflight::new(sim.client().unwrap()).run(input).await.unwrap()
+    Preflight::new(sim.client().unwrap())
+        .run(input)
+        .await
+        .unwrap()
 }
 
 fn with_code<'a>(report: &'a PreflightReport, code: &'a str) -> Vec<&'a Finding> {
@@ -82,29 +85,74 @@ async fn stored_objects_under_removed_versions() {
     let report = preflight(&sim, &PreflightInput::new(v("1.25"))).await;
     let stored = with_code(&report, "api.removed-in-use");
     assert_eq!(stored.len(), 2, "{}", report.to_table());
-    let pdb = stored.iter().find(|f| f.message.contains("PodDisruptionBudget")).unwrap();
+    let pdb = stored
+        .iter()
+        .find(|f| f.message.contains("PodDisruptionBudget"))
+        .unwrap();
     assert_eq!(object_names(pdb), BTreeSet::from(["legacy".to_string()]));
-    assert!(pdb.message.contains("policy/v1beta1, which Kubernetes 1.25 removes"), "{}", pdb.message);
-    assert!(pdb.message.contains("last-applied-configuration"), "{}", pdb.message);
+    assert!(
+        pdb.message
+            .contains("policy/v1beta1, which Kubernetes 1.25 removes"),
+        "{}",
+        pdb.message
+    );
+    assert!(
+        pdb.message.contains("last-applied-configuration"),
+        "{}",
+        pdb.message
+    );
     assert!(pdb.message.contains("use policy/v1 PodDisruptionBudget"));
-    let psp = stored.iter().find(|f| f.message.contains("PodSecurityPolicy")).unwrap();
-    assert_eq!(object_names(psp), BTreeSet::from(["restricted".to_string()]));
-    assert!(psp.message.contains("no other version serves PodSecurityPolicy"));
-    assert!(psp.remediation.as_ref().unwrap().contains("has no replacement"));
-    assert!(with_code(&report, "api.removed-requested").is_empty(), "{}", report.to_table());
+    let psp = stored
+        .iter()
+        .find(|f| f.message.contains("PodSecurityPolicy"))
+        .unwrap();
+    assert_eq!(
+        object_names(psp),
+        BTreeSet::from(["restricted".to_string()])
+    );
+    assert!(
+        psp.message
+            .contains("no other version serves PodSecurityPolicy")
+    );
+    assert!(
+        psp.remediation
+            .as_ref()
+            .unwrap()
+            .contains("has no replacement")
+    );
+    assert!(
+        with_code(&report, "api.removed-requested").is_empty(),
+        "{}",
+        report.to_table()
+    );
     // The PDB scan went through policy/v1 only.
-    assert_eq!(sim.requests().count("GET", "/apis/policy/v1beta1/poddisruptionbudgets"), 0);
+    assert_eq!(
+        sim.requests()
+            .count("GET", "/apis/policy/v1beta1/poddisruptionbudgets"),
+        0
+    );
 
     let again = preflight(&sim, &PreflightInput::new(v("1.25"))).await;
     let requested = with_code(&again, "api.removed-requested");
     assert_eq!(requested.len(), 1, "{}", again.to_table());
     assert_eq!(requested[0].severity, Severity::Warning);
-    assert!(requested[0].message.contains("kup's own pre-flight"), "{}", requested[0].message);
+    assert!(
+        requested[0].message.contains("kup's own pre-flight"),
+        "{}",
+        requested[0].message
+    );
     assert_eq!(with_code(&again, "api.removed-in-use").len(), 2);
 
     // Nothing is removed between 1.24 and 1.24: nothing to report.
     let same = preflight(&sim, &PreflightInput::new(v("1.24"))).await;
-    assert!(same.findings.findings.iter().all(|f| !f.code.starts_with("api.")), "{}", same.to_table());
+    assert!(
+        same.findings
+            .findings
+            .iter()
+            .all(|f| !f.code.starts_with("api.")),
+        "{}",
+        same.to_table()
+    );
     sim.shutdown().await;
 }
 
@@ -130,7 +178,10 @@ async fn clients_calling_removed_versions() {
     assert_eq!(requested.len(), 1, "{}", report.to_table());
     let cron = requested[0];
     assert_eq!(cron.severity, Severity::Blocker);
-    assert_eq!(object_names(cron), BTreeSet::from(["cronjobs.v1beta1.batch".to_string()]));
+    assert_eq!(
+        object_names(cron),
+        BTreeSet::from(["cronjobs.v1beta1.batch".to_string()])
+    );
     assert!(cron.message.contains("apiserver_requested_deprecated_apis"));
     assert!(cron.message.contains("use batch/v1 CronJob"));
     assert!(cron.remediation.as_ref().unwrap().contains("audit log"));
@@ -189,9 +240,27 @@ async fn manifests_and_helm_releases() {
     let secrets: Api<Secret> = Api::namespaced(sim.client().unwrap(), "shop");
     let pp = PostParams::default();
     for secret in [
-        release_secret("web", 1, "superseded", helm_release("web", "shop", 1, OLD_CHART), "helm.sh/release.v1"),
-        release_secret("web", 2, "deployed", helm_release("web", "shop", 2, OLD_CHART), "helm.sh/release.v1"),
-        release_secret("api", 4, "deployed", helm_release("api", "shop", 4, NEW_CHART), "helm.sh/release.v1"),
+        release_secret(
+            "web",
+            1,
+            "superseded",
+            helm_release("web", "shop", 1, OLD_CHART),
+            "helm.sh/release.v1",
+        ),
+        release_secret(
+            "web",
+            2,
+            "deployed",
+            helm_release("web", "shop", 2, OLD_CHART),
+            "helm.sh/release.v1",
+        ),
+        release_secret(
+            "api",
+            4,
+            "deployed",
+            helm_release("api", "shop", 4, NEW_CHART),
+            "helm.sh/release.v1",
+        ),
         // Labelled like a release but not one.
         release_secret("fake", 1, "deployed", b"not a release".to_vec(), "Opaque"),
     ] {
@@ -213,20 +282,52 @@ async fn manifests_and_helm_releases() {
 
     let on_disk = with_code(&report, "api.removed-in-manifest");
     assert_eq!(on_disk.len(), 1, "{}", report.to_table());
-    assert!(on_disk[0].message.contains("apps/ingress.yaml uses policy/v1beta1 PodDisruptionBudget (shop/from-disk (line 6))"), "{}", on_disk[0].message);
+    assert!(
+        on_disk[0].message.contains(
+            "apps/ingress.yaml uses policy/v1beta1 PodDisruptionBudget (shop/from-disk (line 6))"
+        ),
+        "{}",
+        on_disk[0].message
+    );
 
     let helm = with_code(&report, "api.removed-in-helm-release");
     assert_eq!(helm.len(), 2, "{}", report.to_table());
     let messages: Vec<&str> = helm.iter().map(|f| f.message.as_str()).collect();
-    assert!(messages.iter().all(|m| m.starts_with("Helm release shop/web (revision 2)")), "{messages:?}");
-    assert!(messages.iter().any(|m| m.contains("from web/templates/pdb.yaml uses policy/v1beta1 PodDisruptionBudget")));
-    assert!(messages.iter().any(|m| m.contains("from web/templates/cron.yaml uses batch/v1beta1 CronJob")));
-    assert!(helm[0].remediation.as_ref().unwrap().contains("mapkubeapis"));
-    assert!(with_code(&report, "api.manifest-unreadable").is_empty(), "{}", report.to_table());
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.starts_with("Helm release shop/web (revision 2)")),
+        "{messages:?}"
+    );
+    assert!(messages.iter().any(|m| {
+        m.contains("from web/templates/pdb.yaml uses policy/v1beta1 PodDisruptionBudget")
+    }));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("from web/templates/cron.yaml uses batch/v1beta1 CronJob"))
+    );
+    assert!(
+        helm[0]
+            .remediation
+            .as_ref()
+            .unwrap()
+            .contains("mapkubeapis")
+    );
+    assert!(
+        with_code(&report, "api.manifest-unreadable").is_empty(),
+        "{}",
+        report.to_table()
+    );
     // The Secrets were read in small pages, by label.
     let lists = sim.requests().matching("GET", "/api/v1/secrets");
     assert!(!lists.is_empty());
-    assert!(lists.iter().all(|r| r.query.contains("labelSelector=owner%3Dhelm%2Cstatus%3Ddeployed")), "{lists:?}");
+    assert!(
+        lists.iter().all(|r| r
+            .query
+            .contains("labelSelector=owner%3Dhelm%2Cstatus%3Ddeployed")),
+        "{lists:?}"
+    );
     sim.shutdown().await;
 }
 
@@ -238,7 +339,11 @@ async fn a_missing_manifest_path_is_refused_first() {
         .run(&PreflightInput::new(v("1.25")).manifests(["/nonexistent/manifests"]))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("invalid manifests: /nonexistent/manifests does not exist"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("invalid manifests: /nonexistent/manifests does not exist"),
+        "{err}"
+    );
     assert_eq!(sim.requests().total(), 0);
     sim.shutdown().await;
 }

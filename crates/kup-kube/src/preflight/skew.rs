@@ -135,7 +135,8 @@ impl SkewCheck {
         else {
             return;
         };
-        let Some((name, component)) = CONTROL_PLANE_COMPONENTS.iter().find(|(l, _)| l == label) else {
+        let Some((name, component)) = CONTROL_PLANE_COMPONENTS.iter().find(|(l, _)| l == label)
+        else {
             return;
         };
         let spec = pod.spec.as_ref();
