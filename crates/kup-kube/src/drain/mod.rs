@@ -145,6 +145,9 @@ impl Drainer {
     /// Marks the node unschedulable. Idempotent: when it already is, nothing is sent and
     /// [`CordonOutcome::was_cordoned`] is true.
     ///
+    /// It emits no event (it takes no sink): callers report `Event::NodeCordoned` with
+    /// `was_cordoned` themselves.
+    ///
     /// Errors: [`Error::NodeNotFound`], [`Error::NodeConflict`] after repeated 409s (each
     /// answered by re-reading the node), or [`Error::Kube`].
     pub async fn cordon(&self, node: &str) -> Result<CordonOutcome> {
@@ -160,7 +163,8 @@ impl Drainer {
     }
 
     /// Marks the node schedulable again. Returns whether anything changed (false when it was
-    /// not cordoned). Do not call it for a node that was cordoned before kup touched it.
+    /// not cordoned); callers report `Event::NodeUncordoned` when it did. Do not call it for a
+    /// node that was cordoned before kup touched it. Errors as for [`Drainer::cordon`].
     pub async fn uncordon(&self, node: &str) -> Result<bool> {
         let api: Api<Node> = Api::all(self.client.clone());
         cordon::set_unschedulable(&api, node, false, None, None).await
