@@ -12,6 +12,7 @@
 mod drain;
 mod error;
 mod kubectl;
+mod preflight;
 mod table;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Drain a node with kup and with `kubectl drain` (issue 4's two scenarios).
     Drain(drain::Args),
+    /// Pre-flight checks on a large simulated cluster: wall time, peak RSS, API requests.
+    Preflight(preflight::Args),
 }
 
 #[tokio::main]
@@ -38,6 +41,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Drain(args) => drain::run(args).await,
+        Command::Preflight(args) => preflight::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
