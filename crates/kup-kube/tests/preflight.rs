@@ -29,10 +29,19 @@ async fn start(scenario: Scenario) -> SimHandle {
 }
 
 async fn preflight(sim: &SimHandle, input: &PreflightInput) -> PreflightReport {
-    Preflight::new(sim.client().unwrap())
+    let report = Preflight::new(sim.client().unwrap())
         .run(input)
         .await
-        .unwrap()
+        .unwrap();
+    // Every code kup reports is one of the documented ones.
+    for f in &report.findings.findings {
+        assert!(
+            kup_kube::report::code_info(&f.code).is_some(),
+            "undocumented code {}",
+            f.code
+        );
+    }
+    report
 }
 
 /// `(code, severity)` of every finding, sorted.
