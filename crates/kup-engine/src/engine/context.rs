@@ -1,0 +1,82 @@
+//! What every step of a run shares: the engine's parts, the plan, the journal, and the
+//! tokens that stop the run (the caller's cancellation and the lock's loss).
+
+use std::future::Future;
+use std::time::Duration;
+
+use kup_core::{ClusterInfo, Event, UpgradePlan};
+use tokio_util::sync::CancellationToken;
+
+use super::Engine;
+use super::journal_handle::JournalHandle;
+use crate::error::{Error, Result};
+use crate::lock::LockWatch;
+
+pub(crate) struct RunContext<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) plan: &'a UpgradePlan,
+    pub(crate) journal: JournalHandle,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) lock: LockWatch,
+    /// This run's number (1 for the first run of the journal, +1 per resume).
+    pub(crate) attempt: u32,
+    pub(crate) started: jiff::Timestamp,
+}
+
+impl RunContext<'_> {
+    pub(crate) fn emit(&self, event: Event) {
+        self.engine.events.emit(event);
+    }
+
+    fn stop_error(&self, at: &str) -> Error {
+        if self.lock.lost().is_cancelled() {
+            Error::LockLost {
+                lease: self.lock.description().to_string(),
+                reason: self
+                    .lock
+                    .reason()
+                    .unwrap_or_else(|| "the lock was lost".into()),
+            }
+        } else {
+            Error::Cancelled { at: at.to_string() }
+        }
+    }
+
+    /// A safe point: stops here when the run was cancelled or lost its lock.
+    pub(crate) fn checkpoint(&self, at: &str) -> Result<()> {
+        if self.cancel.is_cancelled() || self.lock.lost().is_cancelled() {
+            return Err(self.stop_error(at));
+        }
+        Ok(())
+    }
+
+    /// Runs `fut` unless the run stops first; used only around waits (drains, polls,
+    /// readiness, validation), never around a change and its journal record.
+    pub(crate) async fn cancellable<T>(
+        &self,
+        at: &str,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.checkpoint(at)?;
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(self.stop_error(at)),
+            _ = self.lock.lost().cancelled() => Err(self.stop_error(at)),
+            out = fut => out,
+        }
+    }
+
+    /// Sleeps unless the run stops first.
+    pub(crate) async fn sleep(&self, at: &str, d: Duration) -> Result<()> {
+        self.cancellable(at, async {
+            tokio::time::sleep(d).await;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The cluster as the provider sees it now (transient errors retried).
+    pub(crate) async fn cluster(&self) -> Result<ClusterInfo> {
+        self.engine.read_cluster().await
+    }
+}

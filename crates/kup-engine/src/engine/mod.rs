@@ -1,0 +1,600 @@
+//! [`Engine`]: executes an [`UpgradePlan`] through an [`UpgradeProvider`] and the cluster
+//! operations, journaled, locked and observable.
+
+mod context;
+mod journal_handle;
+pub(crate) mod operation;
+mod resume;
+mod steps;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use kup_core::{
+    BackupRecord, ClusterInfo, Event, EventSink, NoEvents, Outcome, UpgradePlan, UpgradeProvider,
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use context::RunContext;
+pub(crate) use steps::StepOutcome;
+
+use self::journal_handle::JournalHandle;
+use crate::backoff::retry;
+use crate::error::{Error, Result};
+use crate::journal::{Journal, JournalStore, NodePhase, NodeRecord, RunState, StepState, short};
+use crate::lock::{ClusterLock, LockWatch};
+use crate::ops::{ClusterValidator, KubeCluster, NodeOps, PreflightRunner};
+use crate::options::EngineOptions;
+
+/// How one step of a run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Its index in the plan.
+    pub index: usize,
+    /// What it does.
+    pub description: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What it did or why it was skipped.
+    pub message: String,
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The plan's id.
+    pub plan_id: String,
+    /// The cluster.
+    pub cluster: String,
+    /// `Succeeded`, or `Skipped` when a resumed journal had already finished.
+    pub outcome: Outcome,
+    /// Runs of this journal so far, this one included.
+    pub attempts: u32,
+    /// Every step of this run.
+    pub steps: Vec<StepReport>,
+    /// Backups taken by this journal's runs.
+    pub backups: Vec<BackupRecord>,
+    /// Nodes left cordoned on purpose after stuck drains (not upgraded).
+    pub left_cordoned: Vec<NodeRecord>,
+}
+
+/// Whether a run starts afresh or continues a journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Fresh,
+    Resume,
+}
+
+/// Executes upgrade plans against one cluster. Build one with [`Engine::builder`].
+pub struct Engine {
+    pub(crate) provider: Arc<dyn UpgradeProvider>,
+    pub(crate) nodes: Arc<dyn NodeOps>,
+    pub(crate) validator: Arc<dyn ClusterValidator>,
+    pub(crate) preflight: Arc<dyn PreflightRunner>,
+    pub(crate) journal: Arc<dyn JournalStore>,
+    pub(crate) lock: Arc<dyn ClusterLock>,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) options: EngineOptions,
+    /// Backups this value took, by plan and step: a provider trusts only its own (see the
+    /// backup step).
+    backups_taken: Mutex<BTreeSet<(String, usize)>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("provider", &self.provider)
+            .field("journal", &self.journal)
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Engine`].
+pub struct EngineBuilder {
+    provider: Arc<dyn UpgradeProvider>,
+    nodes: Option<Arc<dyn NodeOps>>,
+    validator: Option<Arc<dyn ClusterValidator>>,
+    preflight: Option<Arc<dyn PreflightRunner>>,
+    journal: Option<Arc<dyn JournalStore>>,
+    lock: Option<Arc<dyn ClusterLock>>,
+    events: Arc<dyn EventSink>,
+    options: EngineOptions,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    /// Node operations, validation and pre-flight through the Kubernetes API.
+    pub fn kube(self, cluster: KubeCluster) -> Self {
+        let cluster = Arc::new(cluster);
+        self.node_ops(cluster.clone())
+            .validator(cluster.clone())
+            .preflight(cluster)
+    }
+
+    /// Node operations.
+    pub fn node_ops(mut self, nodes: Arc<dyn NodeOps>) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
+    /// Validation.
+    pub fn validator(mut self, validator: Arc<dyn ClusterValidator>) -> Self {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// Pre-flight checks.
+    pub fn preflight(mut self, preflight: Arc<dyn PreflightRunner>) -> Self {
+        self.preflight = Some(preflight);
+        self
+    }
+
+    /// Where the journal is kept.
+    pub fn journal(mut self, store: Arc<dyn JournalStore>) -> Self {
+        self.journal = Some(store);
+        self
+    }
+
+    /// The cluster lock.
+    pub fn lock(mut self, lock: Arc<dyn ClusterLock>) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// Where events go (default: nowhere).
+    pub fn events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Options.
+    pub fn options(mut self, options: EngineOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Checks the options and that every part is set; errors name what is missing or wrong.
+    pub fn build(self) -> Result<Engine> {
+        let missing = |what: &str, how: &str| {
+            Error::invalid_input(what, format!("not set; give one with EngineBuilder::{how}"))
+        };
+        self.options.validate()?;
+        let caps = self.provider.capabilities();
+        if !self.options.drain_ahead.is_empty() && !caps.node_upgrade {
+            return Err(Error::invalid_input(
+                "drain_ahead",
+                format!(
+                    "{} cannot upgrade single nodes, so kup cannot drain its pools ahead of it; \
+                     leave drain_ahead empty for this provider",
+                    self.provider.kind()
+                ),
+            ));
+        }
+        Ok(Engine {
+            nodes: self
+                .nodes
+                .ok_or_else(|| missing("node_ops", "kube or node_ops"))?,
+            validator: self
+                .validator
+                .ok_or_else(|| missing("validator", "kube or validator"))?,
+            preflight: self
+                .preflight
+                .ok_or_else(|| missing("preflight", "kube or preflight"))?,
+            journal: self.journal.ok_or_else(|| missing("journal", "journal"))?,
+            lock: self.lock.ok_or_else(|| missing("lock", "lock"))?,
+            provider: self.provider,
+            events: self.events,
+            options: self.options,
+            backups_taken: Mutex::new(BTreeSet::new()),
+        })
+    }
+}
+
+impl Engine {
+    /// Starts building an engine for the cluster `provider` is bound to.
+    pub fn builder(provider: Arc<dyn UpgradeProvider>) -> EngineBuilder {
+        EngineBuilder {
+            provider,
+            nodes: None,
+            validator: None,
+            preflight: None,
+            journal: None,
+            lock: None,
+            events: Arc::new(NoEvents),
+            options: EngineOptions::default(),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// The journal as stored (`kup status`), `None` when there is none.
+    pub async fn status(&self) -> Result<Option<Journal>> {
+        self.journal.load().await
+    }
+
+    /// Executes `plan` from its first step, under the cluster lock, with a new journal.
+    ///
+    /// Refuses at once when another run holds the lock ([`Error::LockHeld`], naming the
+    /// holder) or when the journal holds an unfinished run ([`Error::UnfinishedRun`]; resume
+    /// it instead). Stops at the next safe point when `cancel` is cancelled.
+    pub async fn run(&self, plan: &UpgradePlan, cancel: &CancellationToken) -> Result<RunReport> {
+        self.execute(plan, cancel, Mode::Fresh).await
+    }
+
+    /// Continues the run recorded in the journal: finished steps are skipped, operations in
+    /// flight are polled again, nodes kup cordoned are taken up where they stood. Refuses,
+    /// saying why, when the journal belongs to another plan or the cluster moved in a way
+    /// the journal cannot account for ([`Error::ResumeRefused`]).
+    pub async fn resume(
+        &self,
+        plan: &UpgradePlan,
+        cancel: &CancellationToken,
+    ) -> Result<RunReport> {
+        self.execute(plan, cancel, Mode::Resume).await
+    }
+
+    pub(crate) async fn read_cluster(&self) -> Result<ClusterInfo> {
+        retry(&self.options.polling, || async {
+            self.provider.cluster().await.map_err(Error::from)
+        })
+        .await
+    }
+
+    pub(crate) fn took_backup(&self, key: &(String, usize)) -> bool {
+        self.backups_taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    pub(crate) fn remember_backup(&self, key: (String, usize)) {
+        self.backups_taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+    }
+
+    /// Checks that the plan is for this provider's cluster.
+    pub(crate) fn check_plan(&self, plan: &UpgradePlan) -> Result<()> {
+        if plan.provider != self.provider.kind() {
+            return Err(Error::invalid_input(
+                "plan.provider",
+                format!(
+                    "the plan is for {}, but the engine drives {}",
+                    plan.provider,
+                    self.provider.kind()
+                ),
+            ));
+        }
+        if plan.cluster != self.provider.cluster_name() {
+            return Err(Error::invalid_input(
+                "plan.cluster",
+                format!(
+                    "the plan is for cluster {:?}, but the provider is bound to {:?}",
+                    plan.cluster,
+                    self.provider.cluster_name()
+                ),
+            ));
+        }
+        let planned: BTreeSet<&str> = plan.pools.keys().map(String::as_str).collect();
+        for pool in &self.options.drain_ahead {
+            if !planned.contains(pool.as_str()) {
+                return Err(Error::invalid_input(
+                    "drain_ahead",
+                    format!(
+                        "unknown node pool {pool:?}; the plan's pools are: {}",
+                        planned.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        for pool in self.options.pools.keys() {
+            if !planned.contains(pool.as_str()) {
+                return Err(Error::invalid_input(
+                    format!("pools.{pool}"),
+                    format!(
+                        "unknown node pool {pool:?}; the plan's pools are: {}",
+                        planned.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute(
+        &self,
+        plan: &UpgradePlan,
+        cancel: &CancellationToken,
+        mode: Mode,
+    ) -> Result<RunReport> {
+        self.check_plan(plan)?;
+        let guard = self.lock.acquire().await?;
+        let result = self.execute_locked(plan, cancel, mode, guard.watch()).await;
+        match &result {
+            // Not ours any more (or someone else writes): leave the lease alone.
+            Err(Error::LockLost { .. } | Error::JournalConflict { .. }) => drop(guard),
+            _ => {
+                if let Err(e) = guard.release().await {
+                    tracing::warn!(error = %e, "could not release the cluster lock; it expires on its own");
+                }
+            }
+        }
+        result
+    }
+
+    async fn execute_locked(
+        &self,
+        plan: &UpgradePlan,
+        cancel: &CancellationToken,
+        mode: Mode,
+        lock: LockWatch,
+    ) -> Result<RunReport> {
+        let identity = self.lock.identity().to_string();
+        let existing = self.journal.load().await?;
+        let mut journal = match mode {
+            Mode::Fresh => match existing {
+                Some(j) if j.state.is_unfinished() => {
+                    return Err(Error::UnfinishedRun {
+                        plan_id: j.plan_id,
+                        state: j.state.to_string(),
+                        store: self.journal.describe(),
+                    });
+                }
+                previous => {
+                    let mut j = Journal::new(plan, &identity);
+                    // Nodes an earlier run left cordoned on purpose keep their record of
+                    // whether they were cordoned before; this run retries them.
+                    if let Some(previous) = previous.filter(|p| p.cluster == plan.cluster) {
+                        j.nodes = previous
+                            .nodes
+                            .into_iter()
+                            .filter(|n| n.phase == NodePhase::LeftCordoned)
+                            .map(|mut n| {
+                                n.attempt = 0;
+                                n
+                            })
+                            .collect();
+                    }
+                    j
+                }
+            },
+            Mode::Resume => {
+                let Some(j) = existing else {
+                    return Err(Error::ResumeRefused {
+                        reason: format!(
+                            "there is no journal in {}; nothing to resume (start a run instead)",
+                            self.journal.describe()
+                        ),
+                    });
+                };
+                let live = self.read_cluster().await?;
+                resume::check_resume(&j, plan, &live)?;
+                if j.state == RunState::Succeeded {
+                    return Ok(RunReport {
+                        plan_id: j.plan_id.clone(),
+                        cluster: j.cluster.clone(),
+                        outcome: Outcome::Skipped,
+                        attempts: j.attempts,
+                        steps: Vec::new(),
+                        backups: j.backups.clone(),
+                        left_cordoned: j.left_cordoned().cloned().collect(),
+                    });
+                }
+                j
+            }
+        };
+        journal.attempts += 1;
+        journal.state = RunState::Running;
+        journal.holder = identity;
+        let attempt = journal.attempts;
+        let handle = JournalHandle::new(self.journal.clone(), journal);
+        handle.update(|_| ()).await?;
+        let ctx = RunContext {
+            engine: self,
+            plan,
+            journal: handle,
+            cancel: cancel.clone(),
+            lock,
+            attempt,
+            started: jiff::Timestamp::now(),
+        };
+        ctx.emit(Event::RunStarted {
+            plan_id: plan.id.clone(),
+            cluster: plan.cluster.clone(),
+            dry_run: false,
+        });
+        let result = self.run_steps(&ctx).await;
+        self.finish(&ctx, result).await
+    }
+
+    async fn run_steps(&self, ctx: &RunContext<'_>) -> Result<Vec<StepReport>> {
+        let mut reports = Vec::new();
+        for step in &ctx.plan.steps {
+            ctx.checkpoint(&format!("before step {}", step.index))?;
+            let recorded = ctx
+                .journal
+                .read(|j| j.step(step.index).map(|s| s.state))
+                .await
+                .unwrap_or(StepState::Pending);
+            let description = step.action.to_string();
+            ctx.emit(Event::StepStarted {
+                step: step.index,
+                description: description.clone(),
+            });
+            if !recorded.is_done() {
+                ctx.journal
+                    .update(|j| {
+                        if let Some(s) = j.step_mut(step.index) {
+                            s.state = StepState::Running;
+                            s.started_at = Some(jiff::Timestamp::now());
+                            s.finished_at = None;
+                        }
+                    })
+                    .await?;
+            }
+            let result = ctx.execute(step, recorded).await;
+            let (state, outcome, message) = match result {
+                Ok(StepOutcome::Done(m)) => (StepState::Succeeded, Outcome::Succeeded, m),
+                Ok(StepOutcome::Skipped(m)) => {
+                    let state = if recorded == StepState::Succeeded {
+                        StepState::Succeeded
+                    } else {
+                        StepState::Skipped
+                    };
+                    (state, Outcome::Skipped, m)
+                }
+                Err(e) => {
+                    let stopped = matches!(e, Error::Cancelled { .. } | Error::LockLost { .. });
+                    let writable =
+                        !matches!(e, Error::LockLost { .. } | Error::JournalConflict { .. });
+                    if writable {
+                        let message = short(e.to_string());
+                        let write = ctx
+                            .journal
+                            .update(|j| {
+                                if let Some(s) = j.step_mut(step.index) {
+                                    // A cancelled step is still in progress: resume continues it.
+                                    s.state = if stopped {
+                                        StepState::Running
+                                    } else {
+                                        StepState::Failed
+                                    };
+                                    s.message = Some(message);
+                                }
+                            })
+                            .await;
+                        if let Err(w) = write {
+                            tracing::warn!(error = %w, "could not record the step's failure");
+                        }
+                    }
+                    ctx.emit(Event::StepFinished {
+                        step: step.index,
+                        outcome: if stopped {
+                            Outcome::Cancelled
+                        } else {
+                            Outcome::Failed
+                        },
+                        message: e.to_string(),
+                    });
+                    return Err(e);
+                }
+            };
+            let short_message = short(message.clone());
+            ctx.journal
+                .update(|j| {
+                    if let Some(s) = j.step_mut(step.index) {
+                        s.state = state;
+                        s.finished_at = Some(jiff::Timestamp::now());
+                        s.message = Some(short_message);
+                    }
+                })
+                .await?;
+            ctx.emit(Event::StepFinished {
+                step: step.index,
+                outcome,
+                message: message.clone(),
+            });
+            reports.push(StepReport {
+                index: step.index,
+                description,
+                outcome,
+                message,
+            });
+        }
+        Ok(reports)
+    }
+
+    async fn finish(
+        &self,
+        ctx: &RunContext<'_>,
+        result: Result<Vec<StepReport>>,
+    ) -> Result<RunReport> {
+        match result {
+            Ok(steps) => {
+                ctx.journal
+                    .update(|j| j.state = RunState::Succeeded)
+                    .await?;
+                let journal = ctx.journal.snapshot().await;
+                let left: Vec<NodeRecord> = journal.left_cordoned().cloned().collect();
+                let changed = steps
+                    .iter()
+                    .filter(|s| s.outcome == Outcome::Succeeded)
+                    .filter(|s| {
+                        ctx.plan
+                            .step(s.index)
+                            .is_some_and(|p| p.action.changes_cluster())
+                    })
+                    .count();
+                let mut message = format!(
+                    "cluster {} at {}: {changed} change step(s) done, {} skipped",
+                    ctx.plan.cluster,
+                    ctx.plan.target,
+                    steps
+                        .iter()
+                        .filter(|s| s.outcome == Outcome::Skipped)
+                        .count()
+                );
+                if !left.is_empty() {
+                    message.push_str(&format!(
+                        "; left cordoned and not upgraded: {}",
+                        left.iter()
+                            .map(|n| n.node.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                ctx.emit(Event::RunFinished {
+                    outcome: Outcome::Succeeded,
+                    message,
+                });
+                Ok(RunReport {
+                    plan_id: journal.plan_id.clone(),
+                    cluster: journal.cluster.clone(),
+                    outcome: Outcome::Succeeded,
+                    attempts: journal.attempts,
+                    steps,
+                    backups: journal.backups.clone(),
+                    left_cordoned: left,
+                })
+            }
+            Err(e) => {
+                let state = match &e {
+                    Error::Cancelled { at } => RunState::Cancelled {
+                        message: format!("stopped {at}"),
+                    },
+                    other => RunState::Failed {
+                        category: other.category(),
+                        message: short(other.to_string()),
+                    },
+                };
+                if !matches!(e, Error::LockLost { .. } | Error::JournalConflict { .. })
+                    && let Err(w) = ctx.journal.update(|j| j.state = state).await
+                {
+                    tracing::warn!(error = %w, "could not record the run's end in the journal");
+                }
+                ctx.emit(Event::RunFinished {
+                    outcome: if matches!(e, Error::Cancelled { .. }) {
+                        Outcome::Cancelled
+                    } else {
+                        Outcome::Failed
+                    },
+                    message: e.to_string(),
+                });
+                Err(e)
+            }
+        }
+    }
+}

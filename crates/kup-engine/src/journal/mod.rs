@@ -1,0 +1,415 @@
+//! The journal: what a run has done, so that an interrupted run resumes where it stopped.
+//!
+//! It records the plan's id, each step's state, provider operations in flight (a resumed run
+//! polls them again instead of starting second ones), backups taken, and every node kup
+//! cordoned and has not finished with, together with whether that node was cordoned before
+//! kup touched it. A node record is written *before* the cordon is sent, so no crash can leave
+//! a node cordoned by kup without a record.
+//!
+//! Stores: [`FileJournalStore`] (atomic replace of a local file) and
+//! [`ConfigMapJournalStore`] (a ConfigMap in the cluster, updates guarded by resourceVersion),
+//! plus [`MemoryJournalStore`] for embedders that keep state themselves.
+
+mod configmap;
+mod file;
+mod memory;
+mod summary;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use kup_core::{
+    BackupRecord, ErrorCategory, KubeVersion, Operation, ProviderKind, StepAction, UpgradePlan,
+};
+use serde::{Deserialize, Serialize};
+
+pub use configmap::{CONFIGMAP_KEY, ConfigMapJournalStore, MAX_CONFIGMAP_JOURNAL_BYTES};
+pub use file::FileJournalStore;
+pub use memory::MemoryJournalStore;
+
+use crate::error::Result;
+
+/// The journal format this crate writes and reads.
+pub const JOURNAL_SCHEMA_VERSION: u32 = 1;
+
+/// Where a journal is kept.
+#[async_trait]
+pub trait JournalStore: Send + Sync + std::fmt::Debug {
+    /// The stored journal, `None` when there is none.
+    async fn load(&self) -> Result<Option<Journal>>;
+
+    /// Replaces the stored journal. Must be atomic: a reader sees the old or the new one.
+    async fn save(&self, journal: &Journal) -> Result<()>;
+
+    /// Removes the stored journal.
+    async fn clear(&self) -> Result<()>;
+
+    /// Where it is kept, for messages (`file /var/lib/kup/prod.json`,
+    /// `configmap kube-system/kup-journal-prod`).
+    fn describe(&self) -> String;
+}
+
+/// A run's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RunState {
+    /// Running, or the process died while running.
+    Running,
+    /// Every step finished.
+    Succeeded,
+    /// A step failed; resume once the cause is fixed.
+    Failed {
+        /// The error's category.
+        category: ErrorCategory,
+        /// The error.
+        message: String,
+    },
+    /// Cancelled at a safe point; resume to continue.
+    Cancelled {
+        /// Where it stopped.
+        message: String,
+    },
+}
+
+impl RunState {
+    /// Whether the run still has work to do (running, crashed, failed or cancelled).
+    pub fn is_unfinished(&self) -> bool {
+        !matches!(self, Self::Succeeded)
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Running => f.write_str("running (or interrupted)"),
+            Self::Succeeded => f.write_str("succeeded"),
+            Self::Failed { message, .. } => write!(f, "failed: {message}"),
+            Self::Cancelled { message } => write!(f, "cancelled: {message}"),
+        }
+    }
+}
+
+/// A step's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Not started.
+    Pending,
+    /// Started and not finished (possibly interrupted).
+    Running,
+    /// Done by this journal's runs.
+    Succeeded,
+    /// Nothing needed doing (already done).
+    Skipped,
+    /// Failed; resume retries it.
+    Failed,
+}
+
+impl StepState {
+    /// Succeeded or skipped.
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Skipped)
+    }
+}
+
+/// One plan step in the journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The step's index in the plan.
+    pub index: usize,
+    /// Its kind (`control-plane`, `node-pool`…).
+    pub kind: String,
+    /// What it does.
+    pub description: String,
+    /// Where it stands.
+    pub state: StepState,
+    /// When it last started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// The last outcome or error, briefly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The provider operation in flight for this step (control plane, pool, add-on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+    /// Nodes finished by this step (kup-rolled pools).
+    #[serde(default)]
+    pub nodes_done: u32,
+}
+
+/// Where a node kup cordoned stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodePhase {
+    /// Recorded; the cordon may or may not have been sent.
+    Cordoning,
+    /// Cordoned; its drain has not finished.
+    Cordoned,
+    /// Drained; its upgrade has not started.
+    Drained,
+    /// Its upgrade started (the operation, if any, is recorded).
+    Upgrading,
+    /// Left cordoned on purpose (stuck drain with the cordon-and-continue policy).
+    LeftCordoned,
+}
+
+/// A node kup cordoned and has not finished with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The node.
+    pub node: String,
+    /// Its pool.
+    pub pool: String,
+    /// The plan step rolling it.
+    pub step: usize,
+    /// The version it moves to.
+    pub to: KubeVersion,
+    /// Whether it was cordoned before kup touched it (it stays cordoned afterwards).
+    pub was_cordoned: bool,
+    /// Where it stands.
+    pub phase: NodePhase,
+    /// The provider operation upgrading it, while in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+    /// Why it was left cordoned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The attempt (run or resume, from 1) that last changed it.
+    pub attempt: u32,
+    /// When it last changed.
+    pub since: Timestamp,
+}
+
+/// Everything a run has recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// [`JOURNAL_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The plan's id.
+    pub plan_id: String,
+    /// The cluster.
+    pub cluster: String,
+    /// The provider.
+    pub provider: ProviderKind,
+    /// The control plane's version when planned.
+    pub from: KubeVersion,
+    /// The plan's target.
+    pub target: KubeVersion,
+    /// The lock holder of the run that last wrote it.
+    pub holder: String,
+    /// When the first run started.
+    pub started_at: Timestamp,
+    /// When it was last written.
+    pub updated_at: Timestamp,
+    /// Runs so far (the first run is 1, each resume adds one).
+    pub attempts: u32,
+    /// The run's state.
+    #[serde(flatten)]
+    pub state: RunState,
+    /// One record per plan step, in plan order.
+    pub steps: Vec<StepRecord>,
+    /// Backups taken, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<BackupRecord>,
+    /// Nodes kup cordoned and has not finished with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeRecord>,
+}
+
+/// Messages kept in the journal are cut to this many bytes, so it stays small.
+const MAX_MESSAGE: usize = 2048;
+
+pub(crate) fn short(message: impl Into<String>) -> String {
+    let mut message = message.into();
+    if message.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+impl Journal {
+    /// A fresh journal for `plan`, every step pending.
+    pub fn new(plan: &UpgradePlan, holder: &str) -> Self {
+        let now = Timestamp::now();
+        Self {
+            schema_version: JOURNAL_SCHEMA_VERSION,
+            plan_id: plan.id.clone(),
+            cluster: plan.cluster.clone(),
+            provider: plan.provider.clone(),
+            from: plan.from.clone(),
+            target: plan.target.clone(),
+            holder: holder.to_string(),
+            started_at: now,
+            updated_at: now,
+            attempts: 0,
+            state: RunState::Running,
+            steps: plan
+                .steps
+                .iter()
+                .map(|s| StepRecord {
+                    index: s.index,
+                    kind: s.action.kind().to_string(),
+                    description: s.action.to_string(),
+                    state: StepState::Pending,
+                    started_at: None,
+                    finished_at: None,
+                    message: None,
+                    operation: None,
+                    nodes_done: 0,
+                })
+                .collect(),
+            backups: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// The record of step `index`.
+    pub fn step(&self, index: usize) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.index == index)
+    }
+
+    pub(crate) fn step_mut(&mut self, index: usize) -> Option<&mut StepRecord> {
+        self.steps.iter_mut().find(|s| s.index == index)
+    }
+
+    /// The record of node `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeRecord> {
+        self.nodes.iter().find(|n| n.node == name)
+    }
+
+    pub(crate) fn node_mut(&mut self, name: &str) -> Option<&mut NodeRecord> {
+        self.nodes.iter_mut().find(|n| n.node == name)
+    }
+
+    /// Nodes left cordoned on purpose.
+    pub fn left_cordoned(&self) -> impl Iterator<Item = &NodeRecord> {
+        self.nodes
+            .iter()
+            .filter(|n| n.phase == NodePhase::LeftCordoned)
+    }
+
+    /// The control-plane versions this journal vouches for: the `to` of the last finished
+    /// control-plane step (or the plan's start) and the `to` of the first unfinished one (or
+    /// the same again). The live control plane must lie between them for a resume.
+    pub fn control_plane_window(&self, plan: &UpgradePlan) -> (KubeVersion, KubeVersion) {
+        let mut done = plan.from.clone();
+        let mut next = None;
+        for step in &plan.steps {
+            let StepAction::ControlPlane { to, .. } = &step.action else {
+                continue;
+            };
+            let finished = self.step(step.index).is_some_and(|r| r.state.is_done());
+            if finished && next.is_none() {
+                done = to.clone();
+            } else if next.is_none() {
+                next = Some(to.clone());
+            }
+        }
+        let next = next.unwrap_or_else(|| done.clone());
+        (done, next)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeMap;
+
+    use kup_core::{PlanStep, StepAction};
+
+    use super::*;
+
+    pub(crate) fn v(s: &str) -> KubeVersion {
+        KubeVersion::parse(s).unwrap()
+    }
+
+    pub(crate) fn plan() -> UpgradePlan {
+        let steps = vec![
+            StepAction::Preflight {
+                target: v("1.33.2"),
+            },
+            StepAction::ControlPlane {
+                from: v("1.31.4"),
+                to: v("1.32.3"),
+            },
+            StepAction::ControlPlane {
+                from: v("1.32.3"),
+                to: v("1.33.2"),
+            },
+            StepAction::Validate {
+                control_plane: v("1.33.2"),
+                pools: BTreeMap::new(),
+            },
+        ];
+        UpgradePlan {
+            schema_version: kup_core::PLAN_SCHEMA_VERSION,
+            id: "0123456789abcdef".into(),
+            provider: ProviderKind::Other("test".into()),
+            cluster: "prod".into(),
+            from: v("1.31.4"),
+            target: v("1.33.2"),
+            control_plane_only: false,
+            max_kubelet_skew: 3,
+            pools: BTreeMap::new(),
+            steps: steps
+                .into_iter()
+                .enumerate()
+                .map(|(i, action)| PlanStep {
+                    index: i + 1,
+                    action,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn journal_round_trips_with_state_flattened() {
+        let mut j = Journal::new(&plan(), "kup@host/1/abcd");
+        j.state = RunState::Failed {
+            category: ErrorCategory::Busy,
+            message: "update in progress".into(),
+        };
+        j.nodes.push(NodeRecord {
+            node: "w1".into(),
+            pool: "workers".into(),
+            step: 3,
+            to: v("1.33.2"),
+            was_cordoned: true,
+            phase: NodePhase::Cordoned,
+            operation: None,
+            reason: None,
+            attempt: 1,
+            since: Timestamp::UNIX_EPOCH,
+        });
+        let json = serde_json::to_string(&j).unwrap();
+        assert!(json.contains("\"state\":\"failed\""), "{json}");
+        assert!(json.contains("\"category\":\"busy\""), "{json}");
+        let back: Journal = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, j);
+    }
+
+    #[test]
+    fn control_plane_window_follows_finished_hops() {
+        let plan = plan();
+        let mut j = Journal::new(&plan, "h");
+        assert_eq!(j.control_plane_window(&plan), (v("1.31.4"), v("1.32.3")));
+        j.step_mut(2).unwrap().state = StepState::Succeeded;
+        assert_eq!(j.control_plane_window(&plan), (v("1.32.3"), v("1.33.2")));
+        j.step_mut(3).unwrap().state = StepState::Skipped;
+        assert_eq!(j.control_plane_window(&plan), (v("1.33.2"), v("1.33.2")));
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let cut = short("é".repeat(5000));
+        assert!(cut.len() <= MAX_MESSAGE + 3);
+        assert!(cut.ends_with('…'));
+    }
+}
