@@ -64,6 +64,8 @@ pub struct RunReport {
 enum Mode {
     Fresh,
     Resume,
+    /// Resume an unfinished run of the same plan, else start afresh.
+    Apply,
 }
 
 /// Executes upgrade plans against one cluster. Build one with [`Engine::builder`].
@@ -245,6 +247,13 @@ impl Engine {
         self.execute(plan, cancel, Mode::Resume).await
     }
 
+    /// Resumes the journal when it holds an unfinished run of this plan, else starts a run:
+    /// what a rerun after a crash should call (a crash can come before the first journal
+    /// write). An unfinished run of another plan is refused as by [`Engine::run`].
+    pub async fn apply(&self, plan: &UpgradePlan, cancel: &CancellationToken) -> Result<RunReport> {
+        self.execute(plan, cancel, Mode::Apply).await
+    }
+
     pub(crate) async fn read_cluster(&self) -> Result<ClusterInfo> {
         retry(&self.options.polling, || async {
             self.provider.cluster().await.map_err(Error::from)
@@ -344,6 +353,13 @@ impl Engine {
     ) -> Result<RunReport> {
         let identity = self.lock.identity().to_string();
         let existing = self.journal.load().await?;
+        let mode = match (mode, &existing) {
+            (Mode::Apply, Some(j)) if j.state.is_unfinished() && j.plan_id == plan.id => {
+                Mode::Resume
+            }
+            (Mode::Apply, _) => Mode::Fresh,
+            (m, _) => m,
+        };
         let mut journal = match mode {
             Mode::Fresh => match existing {
                 Some(j) if j.state.is_unfinished() => {
@@ -371,7 +387,7 @@ impl Engine {
                     j
                 }
             },
-            Mode::Resume => {
+            Mode::Resume | Mode::Apply => {
                 let Some(j) = existing else {
                     return Err(Error::ResumeRefused {
                         reason: format!(

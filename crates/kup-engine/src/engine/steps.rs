@@ -35,6 +35,29 @@ fn not_found(kind: &str, name: &str, cluster: &str) -> Error {
     .into()
 }
 
+/// The part of `plan` the cluster has not done yet: steps whose change is already in place
+/// (a re-executed or partly applied plan) are dropped, so that pre-flight checks what is left.
+pub(crate) fn remaining_plan(plan: &UpgradePlan, live: &ClusterInfo) -> UpgradePlan {
+    let cp = &live.control_plane;
+    let mut remaining = plan.clone();
+    remaining.steps.retain(|s| match &s.action {
+        StepAction::ControlPlane { to, .. } => !reached(cp, to),
+        StepAction::NodePool { pool, to, .. } => {
+            live.pool(pool).is_none_or(|p| !reached(&p.version, to))
+        }
+        StepAction::Addon { name, to, .. } => live
+            .addons
+            .iter()
+            .find(|a| a.name == *name)
+            .is_none_or(|a| a.version != *to),
+        StepAction::Backup { control_plane } | StepAction::Validate { control_plane, .. } => {
+            cp.minor_distance(control_plane) >= 0
+        }
+        _ => true,
+    });
+    remaining
+}
+
 impl Engine {
     /// The pre-flight input for `plan` in the cluster as it is: the provider's skew policy,
     /// the pools, the drain's allowances, the provider's own findings, the user's overrides.
@@ -68,7 +91,8 @@ impl Engine {
             ],
         };
         let opts = &self.options;
-        let mut input = PreflightInput::for_plan(plan)
+        let remaining = remaining_plan(plan, live);
+        let mut input = PreflightInput::for_plan(&remaining)
             .skew_policy(SkewPolicy::for_provider(&self.provider.capabilities()))
             .pools(live.node_pools.clone())
             .manifests(opts.manifests.iter().cloned())
@@ -155,6 +179,15 @@ impl RunContext<'_> {
                 operation: Some(op.id.clone()),
             }
             .into());
+        }
+        if !remaining_plan(self.plan, &live)
+            .steps
+            .iter()
+            .any(|s| s.action.changes_cluster())
+        {
+            return Ok(StepOutcome::Skipped(
+                "the cluster is already where the plan leads; nothing to check".into(),
+            ));
         }
         let input = engine.preflight_input(self.plan, target, &live).await;
         let report = self
