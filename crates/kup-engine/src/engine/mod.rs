@@ -229,8 +229,9 @@ impl Engine {
     /// Executes `plan` from its first step, under the cluster lock, with a new journal.
     ///
     /// Refuses at once when another run holds the lock ([`Error::LockHeld`], naming the
-    /// holder) or when the journal holds an unfinished run ([`Error::UnfinishedRun`]; resume
-    /// it instead). Stops at the next safe point when `cancel` is cancelled.
+    /// holder) or when the journal holds an unfinished run that changed something
+    /// ([`Error::UnfinishedRun`]; resume it instead). A run that pre-flight stopped changed
+    /// nothing and is simply replaced. Stops at the next safe point when `cancel` is cancelled.
     pub async fn run(&self, plan: &UpgradePlan, cancel: &CancellationToken) -> Result<RunReport> {
         self.execute(plan, cancel, Mode::Fresh).await
     }
@@ -354,7 +355,9 @@ impl Engine {
         let identity = self.lock.identity().to_string();
         let existing = self.journal.load().await?;
         let mode = match (mode, &existing) {
-            (Mode::Apply, Some(j)) if j.state.is_unfinished() && j.plan_id == plan.id => {
+            (Mode::Apply, Some(j))
+                if j.state.is_unfinished() && j.has_progress() && j.plan_id == plan.id =>
+            {
                 Mode::Resume
             }
             (Mode::Apply, _) => Mode::Fresh,
@@ -362,7 +365,7 @@ impl Engine {
         };
         let mut journal = match mode {
             Mode::Fresh => match existing {
-                Some(j) if j.state.is_unfinished() => {
+                Some(j) if j.state.is_unfinished() && j.has_progress() => {
                     return Err(Error::UnfinishedRun {
                         plan_id: j.plan_id,
                         state: j.state.to_string(),

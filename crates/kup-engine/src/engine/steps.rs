@@ -40,6 +40,13 @@ fn not_found(kind: &str, name: &str, cluster: &str) -> Error {
 pub(crate) fn remaining_plan(plan: &UpgradePlan, live: &ClusterInfo) -> UpgradePlan {
     let cp = &live.control_plane;
     let mut remaining = plan.clone();
+    // The walk starts from where the cluster is, not from where it was when planned.
+    remaining.from = cp.clone();
+    for pool in &live.node_pools {
+        if let Some(version) = remaining.pools.get_mut(&pool.name) {
+            *version = pool.version.clone();
+        }
+    }
     remaining.steps.retain(|s| match &s.action {
         StepAction::ControlPlane { to, .. } => !reached(cp, to),
         StepAction::NodePool { pool, to, .. } => {

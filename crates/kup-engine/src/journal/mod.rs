@@ -288,6 +288,17 @@ impl Journal {
         self.nodes.iter_mut().find(|n| n.node == name)
     }
 
+    /// Whether a run recorded in this journal may have changed anything: a step other than
+    /// pre-flight started, an operation or a backup is recorded, or a node was touched. A
+    /// journal without progress (a run stopped by pre-flight) may be replaced by a new run.
+    pub fn has_progress(&self) -> bool {
+        !self.nodes.is_empty()
+            || !self.backups.is_empty()
+            || self.steps.iter().any(|s| {
+                s.operation.is_some() || (s.kind != "preflight" && s.state != StepState::Pending)
+            })
+    }
+
     /// Nodes left cordoned on purpose.
     pub fn left_cordoned(&self) -> impl Iterator<Item = &NodeRecord> {
         self.nodes

@@ -211,6 +211,17 @@ impl SimProvider {
         self.state.lock().unwrap().violations.clone()
     }
 
+    /// Moves the control plane behind kup's back (a restore, an outside upgrade).
+    pub fn force_control_plane(&self, to: &str) {
+        self.sim.set_api_server_version(&format!("v{to}")).unwrap();
+        self.state.lock().unwrap().control_plane = Some(v(to));
+    }
+
+    /// Forgets a pool (deleted outside kup).
+    pub fn remove_pool(&self, pool: &str) {
+        self.state.lock().unwrap().pools.remove(pool);
+    }
+
     pub fn backups(&self) -> u32 {
         self.state.lock().unwrap().backups
     }
