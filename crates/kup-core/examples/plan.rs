@@ -46,7 +46,10 @@ fn run() -> Result<(), kup_core::Error> {
     };
     let offered = (29..=35)
         .map(|minor| {
-            AvailableVersion::new(KubeVersion::minor_version(1, minor), SupportStatus::Standard)
+            AvailableVersion::new(
+                KubeVersion::minor_version(1, minor),
+                SupportStatus::Standard,
+            )
         })
         .collect();
     // kube-proxy must match the control plane's minor within the skew policy; EKS recommends
