@@ -123,8 +123,8 @@ pub enum Error {
     },
     /// A node's drain did not finish and the stuck-drain policy is `fail`.
     #[error(
-        "drain of node {node} did not finish: {message}; the node stays cordoned and is \
-         recorded in the journal, resume once the blocking pods can go"
+        "{message}; node {node} is recorded in the journal: resume once the blocking pods \
+         can go, or choose the cordon-and-continue policy"
     )]
     DrainStuck {
         /// The node.

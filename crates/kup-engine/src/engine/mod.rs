@@ -6,6 +6,8 @@ mod journal_handle;
 pub(crate) mod operation;
 mod resume;
 mod steps;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
