@@ -11,6 +11,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use kup_core::EventSink;
+use kup_kube::drain::{DrainOptions, Drainer};
 
 use crate::error::Result;
 
@@ -26,4 +27,37 @@ pub trait NodeDrain: Send + Sync + fmt::Debug {
 
     /// Marks the node schedulable again.
     async fn uncordon(&self, node: &str) -> Result<()>;
+}
+
+/// kup-kube's drain (kubectl's rules: eviction API, PodDisruptionBudgets honoured, refusals
+/// named).
+#[derive(Clone, Debug)]
+pub struct KubeDrain {
+    drainer: Drainer,
+    options: DrainOptions,
+}
+
+impl KubeDrain {
+    /// Drains with `drainer` and `options` (their deadline bounds each control-plane node's
+    /// drain; when it passes the upgrade stops and the node stays cordoned).
+    pub fn new(drainer: Drainer, options: DrainOptions) -> Self {
+        Self { drainer, options }
+    }
+}
+
+#[async_trait]
+impl NodeDrain for KubeDrain {
+    async fn cordon(&self, node: &str) -> Result<bool> {
+        Ok(self.drainer.cordon(node).await?.was_cordoned)
+    }
+
+    async fn drain(&self, node: &str, events: &dyn EventSink) -> Result<()> {
+        self.drainer.drain(node, &self.options, events).await?;
+        Ok(())
+    }
+
+    async fn uncordon(&self, node: &str) -> Result<()> {
+        self.drainer.uncordon(node).await?;
+        Ok(())
+    }
 }

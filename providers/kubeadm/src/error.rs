@@ -170,9 +170,9 @@ pub enum Error {
     /// The Kubernetes API answered with an error.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    /// A drain or validation helper failed.
-    #[error("{0}")]
-    KubeOps(String),
+    /// A drain failed (the node stays cordoned; the error names the pods and budgets).
+    #[error(transparent)]
+    Drain(#[from] kup_kube::Error),
     /// An error from kup's domain (version parsing, not-supported…).
     #[error(transparent)]
     Core(#[from] kup_core::Error),
@@ -237,12 +237,7 @@ impl From<Error> for kup_core::Error {
                     },
                 ],
             },
-            Error::KubeOps(message) => kup_core::Error::Provider {
-                provider,
-                code: Some("Drain".into()),
-                message,
-                retryable: false,
-            },
+            Error::Drain(e) => e.into(),
             Error::Precondition(message) => kup_core::Error::Precondition { message },
             e @ Error::SnapshotVerification { .. } => kup_core::Error::Precondition {
                 message: e.to_string(),

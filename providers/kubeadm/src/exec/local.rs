@@ -16,6 +16,7 @@ pub struct LocalExecutor {
     node: String,
     sudo: bool,
     path_prefix: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl LocalExecutor {
@@ -25,7 +26,14 @@ impl LocalExecutor {
             node: node.into(),
             sudo: false,
             path_prefix: None,
+            env: Vec::new(),
         }
+    }
+
+    /// Sets an environment variable for every command.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     /// Runs every command through `sudo -n` (kup not running as root).
@@ -78,6 +86,7 @@ impl NodeExecutor for LocalExecutor {
         if let Some(path) = self.path_env() {
             cmd.env("PATH", path);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().map_err(|e| spawn_err(e.to_string()))?;
         if let (Some(bytes), Some(mut stdin)) = (command.stdin_bytes(), child.stdin.take()) {
             stdin

@@ -1,0 +1,437 @@
+//! The provider's control-plane and worker sequences over a real sshd, against node shims
+//! that tell the Kubernetes simulator what changed, with a real etcd for the snapshots.
+//! 3 control-plane nodes and 4 workers move 1.30 → 1.31 → 1.32; this test plays the engine's
+//! part for workers (cordon, `upgrade_node`, poll, uncordon).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kup_core::{
+    BackupOptions, ControlPlaneOptions, ErrorCategory, KubeVersion, OperationStatus,
+    UpgradeProvider,
+};
+use kup_kube::drain::{DrainOptions, Drainer};
+use kup_kubeadm::drain::KubeDrain;
+use kup_kubeadm::inventory::Inventory;
+use kup_kubeadm::versions::ReleaseSettings;
+use kup_kubeadm::{KubeadmProvider, KubeadmSettings};
+use kup_mocks::k8s::{Node, Scenario, SimConfig, SimHandle, Simulator};
+use serde_json::json;
+use support::{Etcd, Sshd, binary};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CPS: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
+const WORKERS: [&str; 4] = ["w-1", "w-2", "w-3", "w-4"];
+
+struct Lab {
+    sim: SimHandle,
+    sshd: Sshd,
+    _etcd: Etcd,
+    _releases: MockServer,
+    work: tempfile::TempDir,
+    provider: KubeadmProvider,
+    drainer: Drainer,
+    etcdctl: PathBuf,
+}
+
+fn v(s: &str) -> KubeVersion {
+    s.parse().unwrap()
+}
+
+async fn releases() -> MockServer {
+    let server = MockServer::start().await;
+    for (marker, body) in [
+        ("stable.txt", "v1.32.1"),
+        ("stable-1.31.txt", "v1.31.2"),
+        ("stable-1.32.txt", "v1.32.1"),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/release/{marker}")))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body))
+            .mount(&server)
+            .await;
+    }
+    for minor in ["v1.31", "v1.32"] {
+        Mock::given(method("GET"))
+            .and(path(format!("/core:/stable:/{minor}/deb/Release")))
+            .respond_with(ResponseTemplate::new(200).set_body_string("Origin: obs\n"))
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+fn scenario() -> Scenario {
+    let mut s = Scenario::new().version("v1.30.6");
+    for cp in CPS {
+        let mut node = Node::new(cp).control_plane().kubelet_version("v1.30.6");
+        if cp == "cp-3" {
+            // Cordoned by an operator before the upgrade: it must stay cordoned.
+            node = node.unschedulable();
+        }
+        s = s.node(node).object(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("kube-apiserver-{cp}"), "namespace": "kube-system",
+                "labels": {"component": "kube-apiserver", "tier": "control-plane"},
+                "annotations": {"kubernetes.io/config.mirror": "0d2c"}},
+            "spec": {"nodeName": cp, "containers": [{"name": "kube-apiserver",
+                "image": "registry.k8s.io/kube-apiserver:v1.30.6"}]}
+        }));
+    }
+    for w in WORKERS {
+        s = s.node(Node::new(w).pool("workers").kubelet_version("v1.30.6"));
+    }
+    s
+}
+
+async fn lab() -> Option<Lab> {
+    let etcd_bin = binary("KUP_ETCD", "etcd")?;
+    let etcdctl = binary("KUP_ETCDCTL", "etcdctl")?;
+    let sshd_bin = binary("KUP_SSHD", "sshd")?;
+    let sim = Simulator::start(scenario(), SimConfig::fast())
+        .await
+        .unwrap();
+    let nodes: Vec<&str> = CPS.iter().chain(WORKERS.iter()).copied().collect();
+    let sshd = Sshd::start(&sshd_bin, &nodes, true, &[("KUP_SIM_URL", sim.url())]);
+    let work = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(
+        &etcd_bin,
+        &etcdctl,
+        &work.path().join("etcd-data"),
+        "cp-1",
+        None,
+    );
+    etcd.put(&etcdctl, "/registry/namespaces/default", "{}");
+    let releases = releases().await;
+
+    let repos = work.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let mut yaml = format!(
+        "cluster: lab\nssh:\n  config_file: {}\n  control_dir: {}\ncontrol_plane:\n",
+        sshd.ssh_config.display(),
+        sshd.dir.path().display()
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        if i == CPS.len() {
+            yaml.push_str("workers:\n");
+        }
+        let repo = repos.join(format!("{node}.list"));
+        std::fs::write(&repo, "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /\n").unwrap();
+        sshd.set_state(node, "repo-file", &repo.display().to_string());
+        for p in ["kubeadm", "kubelet", "kubectl"] {
+            sshd.set_state(node, &format!("pkg/{p}"), "1.30.6");
+            sshd.set_state(node, &format!("hold/{p}"), "");
+        }
+        if CPS.contains(node) {
+            sshd.set_state(node, "role", "control-plane");
+            sshd.set_state(node, "apiserver", "1.30.6");
+        }
+        yaml.push_str(&format!(
+            "  - {{name: {node}, host: {node}, repo_file: {}}}\n",
+            repo.display()
+        ));
+    }
+    let inventory = Inventory::parse(&yaml, None).unwrap();
+    let manifests = work.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("kube-apiserver.yaml"), "spec: {}\n").unwrap();
+    let mut settings = KubeadmSettings {
+        releases: ReleaseSettings {
+            markers_url: format!("{}/release", releases.uri()),
+            packages_url: format!("{}/core:/stable:", releases.uri()),
+            ..ReleaseSettings::default()
+        },
+        backup_dir: work.path().join("backups"),
+        node_ready_timeout: Duration::from_secs(120),
+        ..KubeadmSettings::default()
+    };
+    settings.etcd.endpoint = etcd.endpoint();
+    settings.etcd.data_dir = etcd.data_dir.display().to_string();
+    settings.etcd.manifest_dir = manifests.display().to_string();
+    settings.etcd.node_work_dir = work.path().join("node").display().to_string();
+    settings.etcd.kubelet_config = work
+        .path()
+        .join("kubelet-config.yaml")
+        .display()
+        .to_string();
+    settings.etcd.local_tool = Some(etcdctl.clone());
+    let client = sim.client().unwrap();
+    let drainer = Drainer::new(client.clone());
+    let drain = KubeDrain::new(
+        drainer.clone(),
+        DrainOptions {
+            timeout: Some(Duration::from_secs(120)),
+            ..DrainOptions::default()
+        },
+    );
+    let provider = KubeadmProvider::new(inventory, client, settings)
+        .unwrap()
+        .with_drain(Arc::new(drain));
+    Some(Lab {
+        sim,
+        sshd,
+        _etcd: etcd,
+        _releases: releases,
+        work,
+        provider,
+        drainer,
+        etcdctl,
+    })
+}
+
+fn control_plane_calls(first: bool, to: &str) -> Vec<String> {
+    let mut calls = vec![
+        "apt-mark unhold kubeadm".to_string(),
+        "apt-get update".into(),
+        format!("apt-get install -y kubeadm={to}-*"),
+        "apt-mark hold kubeadm".into(),
+        "kubeadm version -o short".into(),
+    ];
+    if first {
+        calls.push(format!("kubeadm upgrade plan v{to} -o json"));
+        calls.push(format!("kubeadm upgrade apply v{to} --yes"));
+    } else {
+        calls.push("kubeadm upgrade node".into());
+    }
+    calls.extend([
+        "apt-mark unhold kubelet kubectl".to_string(),
+        "apt-get update".into(),
+        format!("apt-get install -y kubelet={to}-* kubectl={to}-*"),
+        "apt-mark hold kubelet kubectl".into(),
+        "systemctl daemon-reload".into(),
+        "systemctl restart kubelet".into(),
+    ]);
+    calls
+}
+
+fn worker_calls(to: &str) -> Vec<String> {
+    control_plane_calls(false, to)
+}
+
+fn calls_since(sshd: &Sshd, node: &str, from: usize) -> Vec<String> {
+    sshd.calls(node).into_iter().skip(from).collect()
+}
+
+async fn upgrade_workers(lab: &Lab, to: &KubeVersion) {
+    for w in WORKERS {
+        let before = lab.sshd.calls(w).len();
+        assert!(!lab.drainer.cordon(w).await.unwrap().was_cordoned);
+        let op = lab.provider.upgrade_node("workers", w, to).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            match lab.provider.poll(&op).await.unwrap() {
+                OperationStatus::Succeeded => break,
+                other => assert!(tokio::time::Instant::now() < deadline, "{w}: {other}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        lab.drainer.uncordon(w).await.unwrap();
+        assert_eq!(
+            calls_since(&lab.sshd, w, before),
+            worker_calls(&to.to_string()),
+            "{w}"
+        );
+    }
+}
+
+fn node_json(sim: &SimHandle, name: &str) -> serde_json::Value {
+    sim.get("nodes", None, name).unwrap()
+}
+
+fn apiserver_image(sim: &SimHandle, cp: &str) -> String {
+    sim.get("pods", Some("kube-system"), &format!("kube-apiserver-{cp}"))
+        .unwrap()["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_control_planes_and_four_workers_across_two_minors() {
+    let Some(lab) = lab().await else { return };
+    let p = &lab.provider;
+    let info = p.cluster().await.unwrap();
+    assert_eq!(info.control_plane, v("1.30.6"));
+    assert_eq!(info.node_pools.len(), 2);
+
+    // Without a verified snapshot the control plane is not touched.
+    let err = p
+        .upgrade_control_plane(&v("1.31"), &ControlPlaneOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), ErrorCategory::Precondition, "{err}");
+    assert!(CPS.iter().all(|cp| lab.sshd.calls(cp).is_empty()));
+
+    for (hop, to) in [(1, "1.31.2"), (2, "1.32.1")] {
+        let backup = p.backup(&BackupOptions::default()).await.unwrap();
+        assert!(Path::new(&backup.location).is_file());
+        assert_eq!(
+            backup.control_plane,
+            p.cluster().await.unwrap().control_plane
+        );
+        let before: Vec<usize> = CPS.iter().map(|cp| lab.sshd.calls(cp).len()).collect();
+        // A minor without a patch resolves through the stable marker.
+        let minor = v(to).to_minor();
+        let op = p
+            .upgrade_control_plane(&minor, &ControlPlaneOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(op.to_version.as_deref(), Some(to));
+        assert_eq!(
+            p.poll(&op).await.unwrap(),
+            OperationStatus::Succeeded,
+            "hop {hop}"
+        );
+        for (i, cp) in CPS.iter().enumerate() {
+            assert_eq!(
+                calls_since(&lab.sshd, cp, before[i]),
+                control_plane_calls(i == 0, to),
+                "{cp}, hop {hop}"
+            );
+            assert_eq!(
+                apiserver_image(&lab.sim, cp),
+                format!("registry.k8s.io/kube-apiserver:v{to}")
+            );
+        }
+        upgrade_workers(&lab, &v(to)).await;
+    }
+
+    // Final state: every node Ready at 1.32.1; cp-3 stays cordoned as it was before.
+    for node in CPS.iter().chain(WORKERS.iter()) {
+        let n = node_json(&lab.sim, node);
+        assert_eq!(
+            n["status"]["nodeInfo"]["kubeletVersion"], "v1.32.1",
+            "{node}"
+        );
+        let cordoned = n["spec"]["unschedulable"].as_bool().unwrap_or(false);
+        assert_eq!(cordoned, *node == "cp-3", "{node}");
+        let annotations = &n["metadata"]["annotations"];
+        assert!(
+            annotations
+                .get("kubeadm.kup.dev/cordoned-for-upgrade")
+                .is_none(),
+            "{node}"
+        );
+        for pkg in ["kubeadm", "kubelet", "kubectl"] {
+            assert_eq!(
+                lab.sshd.state(node, &format!("pkg/{pkg}")).unwrap().trim(),
+                "1.32.1"
+            );
+            assert!(
+                lab.sshd.state(node, &format!("hold/{pkg}")).is_some(),
+                "{pkg} held again on {node}"
+            );
+        }
+        let repo =
+            std::fs::read_to_string(lab.work.path().join("repos").join(format!("{node}.list")))
+                .unwrap();
+        assert!(repo.contains("/core:/stable:/v1.32/deb/"), "{repo}");
+    }
+    let info = p.cluster().await.unwrap();
+    assert_eq!(info.control_plane, v("1.32.1"));
+    assert_eq!(info.api_servers, vec![v("1.32.1"); 3]);
+    assert!(
+        info.node_pools
+            .iter()
+            .all(|pool| pool.version == v("1.32.1"))
+    );
+    // Two verified snapshots were kept, each with its record.
+    let kept = std::fs::read_dir(lab.work.path().join("backups"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 4);
+    let _ = &lab.etcdctl;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_on_the_second_control_plane_node_stops_and_a_rerun_resumes() {
+    let Some(lab) = lab().await else { return };
+    let p = &lab.provider;
+    let backup = p.backup(&BackupOptions::default()).await.unwrap();
+    lab.sshd.set_state(
+        "cp-2",
+        "fail/upgrade-node",
+        "[upgrade/apply] FATAL: couldn't upgrade control plane. kubeadm has tried to recover everything into the earlier state\n",
+    );
+    let err = p
+        .upgrade_control_plane(&v("1.31.2"), &ControlPlaneOptions::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.category(), ErrorCategory::OperationFailed, "{text}");
+    assert!(
+        text.contains("cp-2") && text.contains("couldn't upgrade control plane"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&backup.location) && text.contains("EtcdSnapshotAvailable"),
+        "{text}"
+    );
+    // cp-1 moved; cp-2 stopped at `kubeadm upgrade node` before its drain; cp-3 untouched.
+    assert_eq!(
+        apiserver_image(&lab.sim, "cp-1"),
+        "registry.k8s.io/kube-apiserver:v1.31.2"
+    );
+    assert_eq!(
+        apiserver_image(&lab.sim, "cp-2"),
+        "registry.k8s.io/kube-apiserver:v1.30.6"
+    );
+    assert_eq!(
+        lab.sshd.calls("cp-2").last().unwrap(),
+        "kubeadm upgrade node"
+    );
+    assert!(lab.sshd.calls("cp-3").is_empty());
+    assert_ne!(node_json(&lab.sim, "cp-2")["spec"]["unschedulable"], true);
+
+    // The cause is fixed; the same call resumes: cp-1 is not applied again.
+    std::fs::remove_file(lab.sshd.state_dir.join("cp-2/fail/upgrade-node")).unwrap();
+    let cp1_before = lab.sshd.calls("cp-1").len();
+    let cp2_before = lab.sshd.calls("cp-2").len();
+    let op = p
+        .upgrade_control_plane(&v("1.31.2"), &ControlPlaneOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(p.poll(&op).await.unwrap(), OperationStatus::Succeeded);
+    assert!(calls_since(&lab.sshd, "cp-1", cp1_before).is_empty());
+    assert_eq!(
+        calls_since(&lab.sshd, "cp-2", cp2_before),
+        control_plane_calls(false, "1.31.2")
+    );
+    assert_eq!(lab.sshd.calls("cp-3"), control_plane_calls(false, "1.31.2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_no_longer_verifies_blocks_the_control_plane() {
+    let Some(lab) = lab().await else { return };
+    let p = &lab.provider;
+    let backup = p.backup(&BackupOptions::default()).await.unwrap();
+    // The kept copy is damaged after the backup (disk, a careless edit).
+    let mut bytes = std::fs::read(&backup.location).unwrap();
+    let end = bytes.len() - 1;
+    bytes[end] ^= 0x01;
+    std::fs::write(&backup.location, &bytes).unwrap();
+    let err = p
+        .upgrade_control_plane(&v("1.31.2"), &ControlPlaneOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), ErrorCategory::Precondition);
+    assert!(err.to_string().contains("failed verification"), "{err}");
+    for cp in CPS {
+        assert!(
+            lab.sshd.calls(cp).is_empty(),
+            "{cp}: {:?}",
+            lab.sshd.calls(cp)
+        );
+    }
+    // A restore without the explicit confirmation is refused before anything runs.
+    let err = p.restore(&backup).await.unwrap_err();
+    assert!(
+        err.to_string().contains("every change since is lost"),
+        "{err}"
+    );
+}
