@@ -78,7 +78,7 @@ async fn describes_versions_clusters_node_groups_and_addons() {
     );
     let v134 = &versions.cluster_versions()[4];
     assert!(v134.default_version());
-    assert_eq!(v134.status().unwrap().as_str(), "STANDARD_SUPPORT");
+    assert_eq!(v134.version_status().unwrap().as_str(), "STANDARD_SUPPORT");
     assert!(v134.end_of_standard_support_date().is_some());
     let all = c
         .describe_cluster_versions()

@@ -57,6 +57,7 @@ pub mod lock;
 pub mod names;
 pub mod ops;
 mod options;
+pub mod planning;
 mod versions;
 
 pub use dry_run::{DryRunReport, DryRunStep, WouldDo};

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod demo;
 mod model;
 mod roll;
 mod state;
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+pub use demo::demo_scenario;
 pub use model::{
     AddonCatalogEntry, AddonVersion, ClusterVersion, EksAddon, EksCluster, EksConfig,
     EksDeprecation, EksInsight, EksNodegroup, demo_cluster, standard_addon_catalog,

@@ -542,7 +542,12 @@ impl State {
             .get("clusterVersions")
             .cloned()
             .unwrap_or_default();
-        let status = call.q("status").or(call.q("versionStatus"));
+        // `status` is the deprecated lower-case form (`standard-support`), `versionStatus`
+        // the current one (`STANDARD_SUPPORT`).
+        let status = call.q("versionStatus").map(String::from).or_else(|| {
+            call.q("status")
+                .map(|s| s.to_ascii_uppercase().replace('-', "_"))
+        });
         let items: Vec<Value> = self
             .config
             .versions
@@ -550,7 +555,7 @@ impl State {
             .filter(|v| include_all || v.status != "UNSUPPORTED" || wanted.contains(&v.minor))
             .filter(|v| !default_only || v.default)
             .filter(|v| wanted.is_empty() || wanted.contains(&v.minor))
-            .filter(|v| status.is_none_or(|s| s == v.status))
+            .filter(|v| status.as_ref().is_none_or(|s| *s == v.status))
             .map(|v| {
                 json!({
                     "clusterVersion": v.minor,
@@ -560,7 +565,7 @@ impl State {
                     "releaseDate": civil_epoch(&v.release_date),
                     "endOfStandardSupportDate": civil_epoch(&v.end_of_standard_support),
                     "endOfExtendedSupportDate": civil_epoch(&v.end_of_extended_support),
-                    "status": v.status,
+                    "status": v.status.to_ascii_lowercase().replace('_', "-"),
                     "versionStatus": v.status,
                     "kubernetesPatchVersion": v.patch,
                 })

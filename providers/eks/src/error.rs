@@ -1,0 +1,153 @@
+//! The crate's error type, and the one place where EKS's exceptions become kup's errors.
+
+use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use kup_core::ProviderKind;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong talking to EKS.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A builder setting is missing or malformed.
+    #[error("invalid {field}: {message}")]
+    Config {
+        /// The setting (`cluster_name`, `region`, `endpoint_url`).
+        field: &'static str,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+    /// EKS answered with an exception.
+    #[error("EKS {operation}: {code}: {message}")]
+    Api {
+        /// The EKS operation (`UpdateClusterVersion`).
+        operation: &'static str,
+        /// The exception name (`ResourceInUseException`).
+        code: String,
+        /// EKS's message.
+        message: String,
+        /// The HTTP status, when a response arrived.
+        status: Option<u16>,
+    },
+    /// No answer: connection, timeout or dispatch failure.
+    #[error("EKS {operation}: {message}")]
+    Transport {
+        /// The EKS operation.
+        operation: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// EKS answered without a field kup needs.
+    #[error("EKS {operation}: response lacks {field}")]
+    Response {
+        /// The EKS operation.
+        operation: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A Kubernetes API call failed (node inventory for pre-flight).
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    /// Maps an SDK error for `operation`.
+    pub(crate) fn sdk<E>(operation: &'static str) -> impl FnOnce(SdkError<E>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        move |err| {
+            let status = err.raw_response().map(|r| r.status().as_u16());
+            match err.code() {
+                Some(code) => Error::Api {
+                    operation,
+                    code: code.to_string(),
+                    message: err.message().unwrap_or("no message").to_string(),
+                    status,
+                },
+                None if status.is_some() => Error::Api {
+                    operation,
+                    code: format!("HTTP {}", status.unwrap_or_default()),
+                    message: DisplayErrorContext(&err).to_string(),
+                    status,
+                },
+                None => Error::Transport {
+                    operation,
+                    message: DisplayErrorContext(&err).to_string(),
+                },
+            }
+        }
+    }
+
+    pub(crate) fn missing(operation: &'static str, field: &'static str) -> Error {
+        Error::Response { operation, field }
+    }
+
+    /// The EKS exception name, when EKS answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for kup_core::Error {
+    fn from(e: Error) -> Self {
+        let text = e.to_string();
+        match e {
+            Error::Config { field, message } => kup_core::Error::invalid_input(field, message),
+            Error::Api {
+                code,
+                message,
+                status,
+                operation,
+            } => match code.as_str() {
+                "ResourceInUseException" => kup_core::Error::Busy {
+                    message: format!("{operation}: {message}"),
+                    operation: None,
+                },
+                "InvalidParameterException" | "InvalidRequestException" => {
+                    kup_core::Error::invalid_input(operation, message)
+                }
+                "InvalidStateException" => kup_core::Error::precondition(format!(
+                    "{operation}: {message} (EKS upgrade insights report errors; fix them, or \
+                     force the control-plane update)"
+                )),
+                "ResourceNotFoundException" | "NotFoundException" => kup_core::Error::NotFound {
+                    kind: "EKS resource".into(),
+                    name: message,
+                    scope: Some(operation.into()),
+                },
+                "AccessDeniedException" | "UnauthorizedException" => {
+                    kup_core::Error::PermissionDenied {
+                        message: format!("{operation}: {message}"),
+                    }
+                }
+                _ => kup_core::Error::Provider {
+                    provider: ProviderKind::Eks,
+                    retryable: code.contains("Throttl")
+                        || code == "TooManyRequestsException"
+                        || code == "ServerException"
+                        || code == "ServiceUnavailableException"
+                        || status.is_some_and(|s| s == 429 || s >= 500),
+                    code: Some(code),
+                    message: format!("{operation}: {message}"),
+                },
+            },
+            Error::Transport { .. } => kup_core::Error::Provider {
+                provider: ProviderKind::Eks,
+                code: None,
+                message: text,
+                retryable: true,
+            },
+            Error::Response { .. } | Error::Kube(_) => kup_core::Error::Provider {
+                provider: ProviderKind::Eks,
+                code: None,
+                message: text,
+                retryable: false,
+            },
+        }
+    }
+}
