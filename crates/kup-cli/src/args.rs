@@ -1,0 +1,244 @@
+//! Command-line flags and subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Upgrade Kubernetes clusters safely: one plan across providers, pre-flight checks, PDB-aware
+/// drains, resumable execution.
+#[derive(Debug, Parser)]
+#[command(name = "kup", version, about, long_about = None)]
+pub struct Cli {
+    /// Where the cluster is and how to reach it.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table, env = "KUP_OUTPUT")]
+    pub output: Format,
+    /// Stream events as JSON lines on stderr (`json`).
+    #[arg(long, global = true, value_enum)]
+    pub events: Option<EventsFormat>,
+    /// POST every event as JSON to this URL (a webhook).
+    #[arg(long, global = true, env = "KUP_NOTIFY_URL")]
+    pub notify_url: Option<String>,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Tables for people.
+    Table,
+    /// JSON (schema in docs/cli-output.md).
+    Json,
+    /// YAML (same schema as JSON).
+    Yaml,
+}
+
+/// Event stream formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    /// One JSON object per line.
+    Json,
+}
+
+/// Cluster selection, shared by every subcommand.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ClusterArgs {
+    /// Provider: eks or kubeadm (aks and gke are not in this release).
+    #[arg(long, global = true, env = "KUP_PROVIDER")]
+    pub provider: Option<String>,
+    /// A cluster named in the config file (`kup.yaml`).
+    #[arg(long = "name", global = true, env = "KUP_CLUSTER_NAME")]
+    pub name: Option<String>,
+    /// The config file listing clusters by name.
+    #[arg(long, global = true, env = "KUP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// EKS: the cluster's name.
+    #[arg(long, global = true, env = "KUP_EKS_CLUSTER")]
+    pub cluster: Option<String>,
+    /// EKS: the AWS region (default: the AWS environment's).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// EKS: an endpoint override (VPC endpoint, mock).
+    #[arg(long, global = true, env = "KUP_EKS_ENDPOINT")]
+    pub endpoint_url: Option<String>,
+    /// kubeadm: the inventory file of nodes.
+    #[arg(long, global = true, env = "KUP_INVENTORY")]
+    pub inventory: Option<PathBuf>,
+    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: the current one).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The versions the provider offers, with support status and end dates.
+    Versions,
+    /// The upgrade plan to a version, for review (changes nothing).
+    Plan(PlanArgs),
+    /// Pre-flight checks for an upgrade (changes nothing).
+    Preflight(PreflightArgs),
+    /// Upgrade the cluster.
+    Upgrade(UpgradeArgs),
+    /// Continue an interrupted upgrade from its journal.
+    Resume(RunArgs),
+    /// The state of the last upgrade, from its journal.
+    Status,
+    /// Cordon and drain a node, respecting PodDisruptionBudgets.
+    Drain(DrainArgs),
+    /// Uncordon a node.
+    Uncordon {
+        /// The node.
+        node: String,
+    },
+    /// Check the cluster's health now (nodes, system pods, workloads, /readyz).
+    Validate(ValidateArgs),
+    /// kubeadm: take and verify an etcd snapshot.
+    Backup {
+        /// Where to keep it on the first control-plane node.
+        #[arg(long)]
+        destination: Option<PathBuf>,
+    },
+    /// Run the whole job against a built-in simulated EKS cluster (no cloud account).
+    Demo(DemoArgs),
+}
+
+/// Flags of `kup plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Target version (`1.35`, `v1.35.1`).
+    #[arg(long)]
+    pub to: String,
+    /// Upgrade the control plane only, leaving node pools (within skew).
+    #[arg(long)]
+    pub control_plane_only: bool,
+    /// Only these pools (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub pools: Vec<String>,
+    /// Write the plan as JSON to this file (for `kup upgrade --plan`).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+/// Flags of `kup preflight`.
+#[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// Target version (default: the next minor).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Manifest files or directories to scan for removed APIs.
+    #[arg(long)]
+    pub manifests: Vec<PathBuf>,
+    /// Don't scan Helm release records.
+    #[arg(long)]
+    pub no_helm: bool,
+}
+
+/// Flags shared by upgrade and resume.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Proceed past these pre-flight blocker codes (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub override_findings: Vec<String>,
+    /// Nodes kup takes down at once in pools it rolls (a number or a percentage).
+    #[arg(long)]
+    pub max_unavailable: Option<String>,
+    /// Per-node drain timeout (`10m`, `90s`).
+    #[arg(long)]
+    pub drain_timeout: Option<String>,
+    /// What to do with a node whose drain is stuck: fail or cordon-and-continue.
+    #[arg(long)]
+    pub on_stuck_drain: Option<String>,
+    /// Journal file instead of the in-cluster ConfigMap.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// The plan file (default: the plan stored with the journal).
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+}
+
+/// Flags of `kup upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Target version.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Don't ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Check every step against the live cluster and report; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Upgrade the control plane only.
+    #[arg(long)]
+    pub control_plane_only: bool,
+    /// Only these pools (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub pools: Vec<String>,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Flags of `kup drain`, like kubectl's.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The node.
+    pub node: String,
+    /// Skip DaemonSet-managed pods.
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+    /// Evict pods with emptyDir volumes (their data is lost).
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+    /// Evict pods no controller manages (they are not recreated).
+    #[arg(long)]
+    pub force: bool,
+    /// Grace period in seconds (default: each pod's own).
+    #[arg(long)]
+    pub grace_period: Option<i64>,
+    /// Give up after this long (`5m`); the node stays cordoned.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Only pods matching this label selector.
+    #[arg(long)]
+    pub pod_selector: Option<String>,
+    /// Delete pods instead of evicting them (ignores PodDisruptionBudgets).
+    #[arg(long)]
+    pub disable_eviction: bool,
+    /// Report what would be evicted and refused; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Flags of `kup validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Consecutive passing rounds required.
+    #[arg(long, default_value_t = 1)]
+    pub passes: u32,
+    /// Give up after this long (`5m`).
+    #[arg(long, default_value = "2m")]
+    pub timeout: String,
+}
+
+/// Flags of `kup demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Target version.
+    #[arg(long, default_value = "1.35")]
+    pub to: String,
+    /// Simulated seconds per real second (higher is faster).
+    #[arg(long, default_value_t = 20.0)]
+    pub speed: f64,
+    /// Where to write the simulated cluster's kubeconfig.
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
+}

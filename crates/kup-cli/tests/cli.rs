@@ -1,0 +1,378 @@
+//! The `kup` binary against the simulator and the EKS mock: each subcommand, JSON output,
+//! exit codes, bad input, config files, event streams, and the demo to completion.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use kup_core::{ControlPlaneOptions, KubeVersion, UpgradeProvider};
+use kup_mocks::eks::{EksConfig, EksMock, demo_scenario};
+use kup_mocks::k8s::{SimConfig, SimHandle, Simulator};
+use serde_json::Value;
+
+struct Env {
+    sim: SimHandle,
+    mock: EksMock,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+async fn start() -> Env {
+    let sim = Simulator::start(
+        demo_scenario(),
+        SimConfig::fast()
+            .time_scale(50.0)
+            .pod_start_delay(Duration::from_secs(1))
+            .pod_ready_delay(Duration::from_secs(1))
+            .pod_shutdown_delay(Duration::from_secs(1))
+            .node_ready_delay(Duration::from_secs(3)),
+    )
+    .await
+    .unwrap();
+    let mock = EksMock::start(EksConfig::demo().time_scale(600.0), Some(sim.clone()))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    Env {
+        sim,
+        mock,
+        dir,
+        kubeconfig,
+    }
+}
+
+impl Env {
+    async fn kup(&self, args: &[&str]) -> Output {
+        let mut all: Vec<String> = vec![
+            "--provider".into(),
+            "eks".into(),
+            "--cluster".into(),
+            "demo".into(),
+            "--region".into(),
+            "us-west-2".into(),
+            "--endpoint-url".into(),
+            self.mock.endpoint(),
+            "--kubeconfig".into(),
+            self.kubeconfig.display().to_string(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        kup(&all).await
+    }
+}
+
+async fn kup(args: &[String]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kup"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+        .env("AWS_REGION", "us-west-2")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/kup-test")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kup-test")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_plan_preflight_and_validate_as_json() {
+    let env = start().await;
+    let out = env.kup(&["versions", "-o", "json"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let versions = json(&out);
+    let v134 = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == "1.34")
+        .unwrap();
+    assert_eq!(v134["support"], "standard");
+    assert_eq!(v134["end_of_standard_support"], "2026-12-02");
+
+    let out = env.kup(&["plan", "--to", "1.35", "-o", "json"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let plan = json(&out);
+    assert_eq!(plan["cluster"], "demo");
+    assert_eq!(plan["target"], "1.35");
+    assert!(plan["id"].as_str().unwrap().len() == 16);
+    assert!(plan["steps"].as_array().unwrap().len() >= 8);
+
+    let out = env.kup(&["plan", "--to", "1.35", "-o", "yaml"]).await;
+    assert_eq!(code(&out), 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cluster: demo"));
+
+    let out = env.kup(&["preflight", "--to", "1.35", "-o", "json"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = json(&out);
+    let codes: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"eks.insight.deprecated-api"), "{codes:?}");
+
+    env.sim
+        .wait_for(Duration::from_secs(60), "pods Ready", |s| {
+            s.list("pods", Some("shop"))
+                .iter()
+                .all(|p| p["status"]["phase"] == "Running")
+        })
+        .await
+        .unwrap();
+    let out = env
+        .kup(&["validate", "-o", "json", "--timeout", "60s"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["passed"], true);
+
+    // An ERROR insight blocks: exit code 3, and the blocker is named.
+    env.mock
+        .set_insight_status("demo", "b1f3c6c2-0a9e-4c39-9d6a-5c1de1f0a001", "ERROR");
+    let out = env.kup(&["preflight", "--to", "1.35"]).await;
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("eks.insight.deprecated-api"));
+    env.sim.shutdown().await;
+    drop(env.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_status_and_a_busy_cluster() {
+    let env = start().await;
+    let out = env
+        .kup(&[
+            "upgrade", "--to", "1.34", "--yes", "-o", "json", "--events", "json",
+        ])
+        .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["outcome"], "succeeded");
+    // Events arrive as JSON lines on stderr.
+    let events: Vec<Value> = stderr(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        events.iter().any(|e| e["event"] == "run_started"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(events.iter().any(|e| e["event"] == "run_finished"));
+    assert!(events.iter().all(|e| e["at"].is_string()));
+
+    let out = env.kup(&["status", "-o", "json"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let journal = json(&out);
+    assert_eq!(journal["cluster"], "demo");
+    assert_eq!(journal["target"], "1.34");
+    assert_eq!(journal["plan_id"], report["plan_id"]);
+
+    // A control-plane update started elsewhere makes the cluster busy: exit code 4.
+    let provider = kup_eks::EksBuilder::new()
+        .cluster_name("demo")
+        .region("us-west-2")
+        .endpoint_url(env.mock.endpoint())
+        .static_credentials("AKIDEXAMPLE", "test-secret-key")
+        .build()
+        .await
+        .unwrap();
+    // Slow updates keep this one running while kup tries.
+    env.mock.inject(kup_mocks::eks::EksFault::SlowUpdates(1000));
+    provider
+        .upgrade_control_plane(
+            &KubeVersion::parse("1.35").unwrap(),
+            &ControlPlaneOptions::default(),
+        )
+        .await
+        .unwrap();
+    let out = env.kup(&["upgrade", "--to", "1.35", "--yes"]).await;
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_and_uncordon_a_node() {
+    let env = start().await;
+    env.sim
+        .wait_for(Duration::from_secs(60), "pods Running", |s| {
+            s.list("pods", Some("shop"))
+                .iter()
+                .all(|p| p["status"]["phase"] == "Running")
+        })
+        .await
+        .unwrap();
+    let node = "ip-10-0-2-1";
+    let out = env
+        .kup(&[
+            "drain",
+            node,
+            "--ignore-daemonsets",
+            "--timeout",
+            "2m",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = json(&out);
+    assert!(report.is_object());
+    assert_eq!(
+        env.sim.get("nodes", None, node).unwrap()["spec"]["unschedulable"],
+        true
+    );
+    assert!(
+        env.sim
+            .pods_on_node(node)
+            .iter()
+            .all(
+                |p| p["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"
+                    || !p["metadata"]["deletionTimestamp"].is_null()
+            )
+    );
+    let out = env.kup(&["uncordon", node, "-o", "json"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["changed"], true);
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_names_the_field_and_the_accepted_values() {
+    let env = start().await;
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--provider", "foo", "versions"], "--provider"),
+        (
+            vec!["--provider", "aks", "versions"],
+            "not available in this release",
+        ),
+        (vec!["--provider", "eks", "versions"], "--cluster"),
+    ];
+    for (args, needle) in cases {
+        let all: Vec<String> = args
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                "--kubeconfig".to_string(),
+                env.kubeconfig.display().to_string(),
+            ])
+            .collect();
+        let out = kup(&all).await;
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("test-secret-key"));
+    }
+    let out = env.kup(&["plan", "--to", "banana"]).await;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--to"));
+    let out = env
+        .kup(&[
+            "upgrade",
+            "--to",
+            "1.34",
+            "--yes",
+            "--on-stuck-drain",
+            "maybe",
+        ])
+        .await;
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("fail, cordon-and-continue"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.kup(&["upgrade", "--to", "1.34"]).await;
+    assert_eq!(code(&out), 2, "no terminal and no --yes: {}", stderr(&out));
+    let out = env.kup(&["plan", "--to", "1.31"]).await;
+    assert_ne!(code(&out), 0, "a downgrade is refused");
+    let out = kup(&["--bogus-flag".to_string()]).await;
+    assert_eq!(code(&out), 2);
+    // Nothing changed.
+    assert_eq!(env.mock.cluster_version("demo").as_deref(), Some("1.33"));
+    assert!(env.mock.updates("demo").is_empty());
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_by_name_from_the_config_file() {
+    let env = start().await;
+    let config = env.dir.path().join("kup.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "clusters:\n  - name: prod\n    provider: eks\n    cluster: demo\n    region: us-west-2\n    endpoint_url: {}\n    kubeconfig: kubeconfig\n",
+            env.mock.endpoint()
+        ),
+    )
+    .unwrap();
+    let args = |name: &str| {
+        vec![
+            "--config".to_string(),
+            config.display().to_string(),
+            "--name".to_string(),
+            name.to_string(),
+            "versions".to_string(),
+            "-o".to_string(),
+            "json".to_string(),
+        ]
+    };
+    let out = kup(&args("prod")).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(json(&out).as_array().unwrap().len() >= 5);
+    let out = kup(&args("staging")).await;
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("it lists: prod"), "{}", stderr(&out));
+    std::fs::write(&config, "clusters:\n  - name: prod\n    provder: eks\n").unwrap();
+    let out = kup(&args("prod")).await;
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("provder"), "{}", stderr(&out));
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_to_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("demo.kubeconfig");
+    let out = kup(&[
+        "demo".to_string(),
+        "--speed".to_string(),
+        "100".to_string(),
+        "--kubeconfig-out".to_string(),
+        kubeconfig.display().to_string(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains("eks.insight.deprecated-api"), "{stdout}");
+    assert!(stdout.contains("control plane 1.35"), "{stdout}");
+    assert!(stdout.contains("apps=1.35 system=1.35"), "{stdout}");
+    assert!(
+        stdout.contains("0 app pods deleted any other way"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&kubeconfig.display().to_string()));
+    let out = kup(&["--provider".into(), "gke".into(), "demo".into()]).await;
+    assert_eq!(code(&out), 2);
+}
