@@ -184,7 +184,8 @@ fn plan_store(t: &Target) -> Api<ConfigMap> {
 }
 
 fn plan_configmap_name(cluster: &str) -> String {
-    format!("kup-plan-{cluster}")
+    // Cluster names may hold characters object names can't (EKS allows `_` and capitals).
+    kup_engine::names::object_name("kup-plan", cluster)
 }
 
 /// Keeps the plan next to the journal so `kup resume` works from any machine.
