@@ -1,7 +1,8 @@
 //! The provider's control-plane and worker sequences over a real sshd, against node shims
 //! that tell the Kubernetes simulator what changed, with a real etcd for the snapshots.
-//! 3 control-plane nodes and 4 workers move 1.30 → 1.31 → 1.32; this test plays the engine's
-//! part for workers (cordon, `upgrade_node`, poll, uncordon).
+//! 3 control-plane nodes and 4 workers move 1.30 → 1.31 → 1.32: once with the test playing the
+//! engine's part for workers (cordon, `upgrade_node`, poll, uncordon), once through kup's engine
+//! itself (backups, hops, worker batches, validation, and a resume after a failed node).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -434,4 +435,132 @@ async fn a_snapshot_that_no_longer_verifies_blocks_the_control_plane() {
         err.to_string().contains("every change since is lost"),
         "{err}"
     );
+}
+
+fn engine_for(
+    lab: &Lab,
+    provider: Arc<KubeadmProvider>,
+) -> (
+    kup_engine::Engine,
+    Arc<kup_engine::journal::MemoryJournalStore>,
+) {
+    use kup_engine::backoff::BackoffPolicy;
+    use kup_kube::validate::ValidationOptions;
+    let validation = ValidationOptions {
+        passes: 2,
+        interval: Duration::from_millis(100),
+        failure_interval: Duration::from_millis(200),
+        timeout: Duration::from_secs(120),
+        ..ValidationOptions::default()
+    };
+    let options = kup_engine::EngineOptions {
+        validation: validation.clone(),
+        gate: validation,
+        polling: BackoffPolicy::fast(),
+        helm_releases: false,
+        ..kup_engine::EngineOptions::default()
+    };
+    let store = Arc::new(kup_engine::journal::MemoryJournalStore::default());
+    let engine = kup_engine::Engine::builder(provider)
+        .kube(kup_engine::KubeCluster::from_config(lab.sim.client_config()).unwrap())
+        .journal(store.clone())
+        .lock(Arc::new(kup_engine::lock::LocalLock::new("lab")))
+        .options(options)
+        .build()
+        .unwrap();
+    (engine, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_upgrades_three_control_planes_and_four_workers_across_two_minors() {
+    let Some(mut lab) = lab().await else { return };
+    let provider = Arc::new(std::mem::replace(
+        &mut lab.provider,
+        KubeadmProvider::new(
+            Inventory::parse(
+                "cluster: spare\ncontrol_plane:\n  - {name: cp-1, host: cp-1}\n",
+                None,
+            )
+            .unwrap(),
+            lab.sim.client().unwrap(),
+            KubeadmSettings::default(),
+        )
+        .unwrap(),
+    ));
+    let plan = kup_engine::planning::plan_for(provider.as_ref(), &v("1.32"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(plan.control_plane_hops().count(), 2, "{plan}");
+    let (engine, store) = engine_for(&lab, provider.clone());
+
+    // cp-2 fails on the first hop: the run stops, the journal says where.
+    lab.sshd.set_state(
+        "cp-2",
+        "fail/upgrade-node",
+        "[upgrade/apply] FATAL: couldn't upgrade control plane\n",
+    );
+    let err = engine
+        .run(&plan, &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cp-2"), "{err}");
+    let journal = kup_engine::journal::JournalStore::load(store.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(journal.state.is_unfinished(), "{}", journal.to_table());
+    assert!(
+        lab.sshd.calls("cp-3").is_empty(),
+        "nothing past the failed node"
+    );
+    assert!(WORKERS.iter().all(|w| lab.sshd.calls(w).is_empty()));
+
+    // Fixed; the resumed run finishes without applying cp-1 again.
+    std::fs::remove_file(lab.sshd.state_dir.join("cp-2/fail/upgrade-node")).unwrap();
+    let applies_before = lab
+        .sshd
+        .calls("cp-1")
+        .iter()
+        .filter(|c| c.starts_with("kubeadm upgrade apply"))
+        .count();
+    let report = engine
+        .resume(&plan, &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("resume failed: {e}"));
+    assert_eq!(report.outcome, kup_core::Outcome::Succeeded);
+    let applies = lab
+        .sshd
+        .calls("cp-1")
+        .iter()
+        .filter(|c| c.starts_with("kubeadm upgrade apply"))
+        .count();
+    assert_eq!(
+        applies,
+        applies_before + 1,
+        "one more apply, for the second hop only"
+    );
+    assert!(
+        !report.backups.is_empty(),
+        "verified snapshots before the hops"
+    );
+
+    for node in CPS.iter().chain(WORKERS.iter()) {
+        let n = node_json(&lab.sim, node);
+        assert_eq!(
+            n["status"]["nodeInfo"]["kubeletVersion"], "v1.32.1",
+            "{node}"
+        );
+        let cordoned = n["spec"]["unschedulable"].as_bool().unwrap_or(false);
+        assert_eq!(
+            cordoned,
+            *node == "cp-3",
+            "only cp-3, cordoned before, stays so: {node}"
+        );
+        assert_eq!(
+            lab.sshd.state(node, "pkg/kubelet").unwrap().trim(),
+            "1.32.1"
+        );
+    }
+    let info = provider.cluster().await.unwrap();
+    assert_eq!(info.api_servers, vec![v("1.32.1"); 3]);
 }

@@ -286,7 +286,8 @@ impl KubeadmProvider {
             return Ok(op);
         }
         let control_plane = self.control_plane_version().await?;
-        if control_plane.minor_distance(&to) < 0
+        // `to` ahead of the control plane (a later minor, or a later patch of its minor).
+        if control_plane.minor_distance(&to) > 0
             || (control_plane.same_minor(&to) && to > control_plane)
         {
             return Err(Error::Precondition(format!(
