@@ -1,0 +1,175 @@
+//! The real `aws` CLI (botocore, an independent implementation of EKS's wire format) against
+//! the EKS mock: reads, an update and its progress, and errors as the CLI reports them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use kup_mocks::eks::{EksConfig, EksMock};
+use serde_json::Value;
+
+/// `KUP_AWS`, else `aws` on PATH if it runs. Missing: panics under CI, else `None`.
+fn aws() -> Option<PathBuf> {
+    let candidate = std::env::var_os("KUP_AWS").map(PathBuf::from).or_else(|| {
+        std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("aws"))
+                .find(|k| k.is_file())
+        })
+    });
+    let works = candidate.filter(|a| {
+        std::process::Command::new(a)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if works.is_none() {
+        if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+            panic!("aws CLI not found: set KUP_AWS (scripts/test installs awscli)");
+        }
+        eprintln!("skipping: aws CLI not found (set KUP_AWS or run scripts/test)");
+    }
+    works
+}
+
+async fn run(bin: &PathBuf, mock: &EksMock, home: &std::path::Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(bin)
+        .args([
+            "eks",
+            "--endpoint-url",
+            &mock.endpoint(),
+            "--output",
+            "json",
+        ])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_DEFAULT_REGION", "us-west-2")
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", home)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "aws failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_aws_cli_reads_updates_and_sees_errors() {
+    let Some(bin) = aws() else { return };
+    let home = tempfile::tempdir().unwrap();
+    // Slow enough that the update is still running across several CLI calls (~1 s each).
+    let mock = EksMock::start(EksConfig::demo().time_scale(10.0), None)
+        .await
+        .unwrap();
+
+    let cluster = json(
+        &run(
+            &bin,
+            &mock,
+            home.path(),
+            &["describe-cluster", "--name", "demo"],
+        )
+        .await,
+    );
+    assert_eq!(cluster["cluster"]["version"], "1.33");
+    assert_eq!(cluster["cluster"]["status"], "ACTIVE");
+
+    let groups = json(
+        &run(
+            &bin,
+            &mock,
+            home.path(),
+            &["list-nodegroups", "--cluster-name", "demo"],
+        )
+        .await,
+    );
+    assert_eq!(groups["nodegroups"], serde_json::json!(["apps", "system"]));
+
+    let addons = json(
+        &run(
+            &bin,
+            &mock,
+            home.path(),
+            &[
+                "describe-addon-versions",
+                "--kubernetes-version",
+                "1.35",
+                "--addon-name",
+                "kube-proxy",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(
+        addons["addons"][0]["addonVersions"][0]["addonVersion"],
+        "v1.35.0-eksbuild.2"
+    );
+
+    let update = json(
+        &run(
+            &bin,
+            &mock,
+            home.path(),
+            &[
+                "update-cluster-version",
+                "--name",
+                "demo",
+                "--kubernetes-version",
+                "1.34",
+            ],
+        )
+        .await,
+    );
+    let id = update["update"]["id"].as_str().unwrap().to_string();
+    assert_eq!(update["update"]["status"], "InProgress");
+    let listed = json(
+        &run(
+            &bin,
+            &mock,
+            home.path(),
+            &["list-updates", "--name", "demo"],
+        )
+        .await,
+    );
+    assert_eq!(listed["updateIds"], serde_json::json!([id.clone()]));
+
+    // A second update while one runs: the CLI names EKS's exception.
+    let busy = run(
+        &bin,
+        &mock,
+        home.path(),
+        &[
+            "update-cluster-version",
+            "--name",
+            "demo",
+            "--kubernetes-version",
+            "1.34",
+        ],
+    )
+    .await;
+    assert!(!busy.status.success());
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert!(stderr.contains("ResourceInUseException"), "{stderr}");
+
+    let missing = run(
+        &bin,
+        &mock,
+        home.path(),
+        &["describe-cluster", "--name", "nope"],
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFoundException"));
+    assert_eq!(mock.updates("demo").len(), 1);
+}
