@@ -162,6 +162,10 @@ pub struct RunArgs {
     /// The plan file (default: the plan stored with the journal).
     #[arg(long)]
     pub plan: Option<PathBuf>,
+    /// This run's identity on the cluster's lock (default: unique per process). Give the same
+    /// one to `kup resume` so a restarted kup takes its own lock back before it expires.
+    #[arg(long, env = "KUP_HOLDER")]
+    pub holder: Option<String>,
 }
 
 /// Flags of `kup upgrade`.

@@ -286,7 +286,14 @@ pub fn engine(
             &cluster,
         )),
     };
-    let lock = LeaseLock::new(t.kube.clone(), &cluster, LeaseSettings::default())?;
+    let lock = LeaseLock::new(
+        t.kube.clone(),
+        &cluster,
+        LeaseSettings {
+            holder: run.holder.clone(),
+            ..LeaseSettings::default()
+        },
+    )?;
     Ok(Engine::builder(t.provider.clone())
         .kube(KubeCluster::from_config(t.kube_config.clone())?)
         .journal(journal)
@@ -438,6 +445,7 @@ pub async fn status(cli: &Cli, t: &Target) -> Result<()> {
         on_stuck_drain: None,
         journal: None,
         plan: None,
+        holder: None,
     };
     let engine = engine(
         t,

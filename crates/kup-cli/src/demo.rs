@@ -138,6 +138,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
             on_stuck_drain: None,
             journal: None,
             plan: None,
+            holder: None,
         },
     };
     demo_upgrade(cli, &target, &up).await?;

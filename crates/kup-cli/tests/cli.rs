@@ -376,3 +376,90 @@ async fn the_demo_runs_to_completion() {
     let out = kup(&["--provider".into(), "gke".into(), "demo".into()]).await;
     assert_eq!(code(&out), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_upgrade_resumes_from_its_journal_without_repeating_an_update() {
+    use tokio::io::AsyncBufReadExt;
+    let env = start().await;
+    // Nothing stored yet: resume says what it needs.
+    let out = env.kup(&["resume", "--holder", "runner-a"]).await;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--plan"), "{}", stderr(&out));
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kup"))
+        .args([
+            "--provider",
+            "eks",
+            "--cluster",
+            "demo",
+            "--region",
+            "us-west-2",
+            "--endpoint-url",
+            &env.mock.endpoint(),
+            "--kubeconfig",
+            &env.kubeconfig.display().to_string(),
+            "upgrade",
+            "--to",
+            "1.35",
+            "--yes",
+            "--events",
+            "json",
+            "--holder",
+            "runner-a",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/kup-test")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kup-test")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as the second control-plane update is in flight.
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut control_plane_starts = 0;
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+        .await
+        .unwrap()
+    {
+        let Ok(e) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if e["event"] == "operation_started" && e["operation"]["target"]["kind"] == "control_plane"
+        {
+            control_plane_starts += 1;
+            if control_plane_starts == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(control_plane_starts, 2, "the run reached the second hop");
+    child.kill().await.unwrap();
+
+    let out = env.kup(&["status", "-o", "json"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_ne!(json(&out)["state"], "succeeded");
+    // Another identity is refused while the killed run's lease is live.
+    let out = env.kup(&["resume", "--holder", "runner-b"]).await;
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("runner-a"), "{}", stderr(&out));
+    // The same identity takes its lease back and finishes, re-attaching to the update.
+    let out = env
+        .kup(&["resume", "--holder", "runner-a", "-o", "json"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["outcome"], "succeeded");
+    let control_plane_updates = env
+        .mock
+        .updates("demo")
+        .iter()
+        .filter(|u| matches!(u.target, kup_mocks::eks::UpdateTarget::ControlPlane { .. }))
+        .count();
+    assert_eq!(
+        control_plane_updates, 2,
+        "no control-plane update started twice"
+    );
+    assert_eq!(env.mock.cluster_version("demo").as_deref(), Some("1.35"));
+    env.sim.shutdown().await;
+}
