@@ -142,7 +142,7 @@ pub struct PreflightArgs {
 }
 
 /// Flags shared by upgrade and resume.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct RunArgs {
     /// Proceed past these pre-flight blocker codes (comma-separated).
     #[arg(long, value_delimiter = ',')]

@@ -438,15 +438,7 @@ pub async fn resume(cli: &Cli, t: &Target, run: &RunArgs) -> Result<()> {
 
 /// `kup status`.
 pub async fn status(cli: &Cli, t: &Target) -> Result<()> {
-    let run = RunArgs {
-        override_findings: Vec::new(),
-        max_unavailable: None,
-        drain_timeout: None,
-        on_stuck_drain: None,
-        journal: None,
-        plan: None,
-        holder: None,
-    };
+    let run = RunArgs::default();
     let engine = engine(
         t,
         &run,

@@ -131,15 +131,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         dry_run: false,
         control_plane_only: false,
         pools: Vec::new(),
-        run: RunArgs {
-            override_findings: Vec::new(),
-            max_unavailable: None,
-            drain_timeout: None,
-            on_stuck_drain: None,
-            journal: None,
-            plan: None,
-            holder: None,
-        },
+        run: RunArgs::default(),
     };
     demo_upgrade(cli, &target, &up).await?;
 

@@ -139,6 +139,18 @@ impl EksProvider {
             .map_err(Error::sdk("ListNodegroups"))
     }
 
+    async fn describe_nodegroup(&self, name: &str) -> Result<aws_sdk_eks::types::Nodegroup, Error> {
+        self.client
+            .describe_nodegroup()
+            .cluster_name(&self.cluster)
+            .nodegroup_name(name)
+            .send()
+            .await
+            .map_err(Error::sdk("DescribeNodegroup"))?
+            .nodegroup
+            .ok_or(Error::missing("DescribeNodegroup", "nodegroup"))
+    }
+
     async fn addon_names(&self) -> Result<Vec<String>, Error> {
         self.client
             .list_addons()
@@ -350,16 +362,7 @@ impl UpgradeProvider for EksProvider {
             .running(OperationTarget::ControlPlane, None, None)
             .await?;
         for name in self.nodegroup_names().await? {
-            let ng = self
-                .client
-                .describe_nodegroup()
-                .cluster_name(&self.cluster)
-                .nodegroup_name(&name)
-                .send()
-                .await
-                .map_err(Error::sdk("DescribeNodegroup"))?
-                .nodegroup
-                .ok_or(Error::missing("DescribeNodegroup", "nodegroup"))?;
+            let ng = self.describe_nodegroup(&name).await?;
             let version = parse_version("DescribeNodegroup", "nodegroup.version", ng.version())?;
             let mut pool = NodePool::managed(name.clone(), version)
                 .with_node_selector(format!("{NODEGROUP_LABEL}={name}"));
@@ -478,16 +481,7 @@ impl UpgradeProvider for EksProvider {
         to: &KubeVersion,
         opts: &NodePoolOptions,
     ) -> CoreResult<Operation> {
-        let ng = self
-            .client
-            .describe_nodegroup()
-            .cluster_name(&self.cluster)
-            .nodegroup_name(pool)
-            .send()
-            .await
-            .map_err(Error::sdk("DescribeNodegroup"))?
-            .nodegroup
-            .ok_or(Error::missing("DescribeNodegroup", "nodegroup"))?;
+        let ng = self.describe_nodegroup(pool).await?;
         let version = minor_string(to);
         let custom_ami = ng.ami_type().map(|t| t.as_str()) == Some("CUSTOM");
         let mut request = self
