@@ -29,14 +29,16 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const CPS: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 const WORKERS: [&str; 4] = ["w-1", "w-2", "w-3", "w-4"];
 
+// Fields drop in this order: the provider first, so its SSH masters are told to exit while
+// their control sockets (in the sshd's directory) still exist.
 struct Lab {
+    provider: KubeadmProvider,
+    drainer: Drainer,
     sim: SimHandle,
     sshd: Sshd,
     _etcd: Etcd,
     _releases: MockServer,
     work: tempfile::TempDir,
-    provider: KubeadmProvider,
-    drainer: Drainer,
     etcdctl: PathBuf,
 }
 
