@@ -63,17 +63,16 @@ fn run() -> Result<(), kup_core::Error> {
             current_compatible: minor <= 32,
         })
         .collect();
+    let mut capabilities = Capabilities::new();
+    capabilities.node_pool_upgrade = true;
+    capabilities.control_plane_patch_selectable = false;
+    capabilities.provider_drains_nodes = true;
+    capabilities.managed_addons = true;
     let request = PlanRequest {
         cluster,
         target,
         offered,
-        capabilities: Capabilities {
-            node_pool_upgrade: true,
-            control_plane_patch_selectable: false,
-            provider_drains_nodes: true,
-            managed_addons: true,
-            ..Capabilities::default()
-        },
+        capabilities,
         addon_upgrades,
         options: PlanOptions::default(),
     };

@@ -79,6 +79,14 @@ impl NodePool {
     }
 }
 
+/// Orders two add-on versions (`v1.34.1-eksbuild.2`): semver after an optional `v`, build
+/// suffixes compared as semver pre-release identifiers (numbers numerically). `None` when
+/// either is not such a version, so callers never guess an order.
+pub fn addon_version_cmp(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let parse = |s: &str| semver::Version::parse(s.trim().trim_start_matches('v')).ok();
+    Some(parse(a)?.cmp(&parse(b)?))
+}
+
 /// An add-on installed in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Addon {

@@ -26,7 +26,7 @@ pub mod version;
 
 pub use cluster::{
     Addon, AddonUpgrade, AvailableVersion, ClusterInfo, NodePool, PoolManagement, SupportStatus,
-    VersionScope,
+    VersionScope, addon_version_cmp,
 };
 pub use error::{Error, ErrorCategory, PlanError, Result};
 pub use event::{Event, EventSink, NoEvents, Outcome, TimedEvent};

@@ -2,8 +2,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -89,9 +87,16 @@ pub enum BackupSupport {
     Required,
 }
 
-/// What a provider can do, declared by the provider and never guessed. The planner plans only
-/// what is declared here.
+/// What a provider can do, declared by the provider and never guessed.
+///
+/// Every flag is enforced: the planner plans only what is declared (pool upgrades, single-node
+/// upgrades, add-ons, backups, pool jumps, skew), the engine refuses at build time pool options
+/// a provider cannot honour (surge, blue-green, unavailability), and the behaviour suite checks
+/// that what is declared false answers [`Error::NotSupported`].
+///
+/// It is `#[non_exhaustive]`: start from [`Capabilities::new`] and set what the provider does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// The most minors a kubelet may lag the control plane on this provider (upstream: 3).
     pub max_kubelet_skew: u32,
@@ -105,20 +110,79 @@ pub struct Capabilities {
     pub node_pool_upgrade: bool,
     /// Whether single nodes can be upgraded in place after kup drained them (kubeadm).
     pub node_upgrade: bool,
-    /// Whether the provider drains nodes itself during its pool upgrade.
+    /// Whether the provider drains nodes itself (during its pool upgrades and, on kubeadm,
+    /// while it moves control-plane nodes). When false, a provider-rolled pool's nodes are
+    /// replaced without a drain unless kup drains them ahead (`drain_ahead`), and pre-flight
+    /// reports it.
     pub provider_drains_nodes: bool,
     /// Whether add-ons are managed by the provider and upgraded through it.
     pub managed_addons: bool,
     /// Backups before the control plane moves.
     pub backup: BackupSupport,
-    /// Whether a control-plane upgrade can be rolled back.
-    pub control_plane_rollback: bool,
-    /// Whether a node-pool upgrade can be rolled back.
-    pub node_pool_rollback: bool,
-    /// Whether pool upgrades accept surge settings.
+    /// Whether provider-rolled pool upgrades accept a surge (`NodePoolOptions::max_surge`).
     pub surge_upgrades: bool,
-    /// Whether pool upgrades can be blue-green.
+    /// Whether provider-rolled pool upgrades accept an unavailability limit
+    /// (`NodePoolOptions::max_unavailable`). kup-rolled pools always do: kup batches them.
+    pub pool_max_unavailable: bool,
+    /// Whether pool upgrades can be blue-green (`PoolStrategy::BlueGreen`).
     pub blue_green_upgrades: bool,
+}
+
+impl Capabilities {
+    /// Upstream's skew limit and nothing else; a provider sets what it can do.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// These capabilities changed by `set`, for declaring them in one expression:
+    /// `Capabilities::new().with(|c| c.node_pool_upgrade = true)`.
+    pub fn with(mut self, set: impl FnOnce(&mut Self)) -> Self {
+        set(&mut self);
+        self
+    }
+
+    /// Checks provider-facing pool options against what is declared; the error names the
+    /// option (`field` is its path, e.g. `pools.apps`) and what the provider accepts.
+    pub fn check_pool_options(
+        &self,
+        provider: &ProviderKind,
+        field: &str,
+        opts: &NodePoolOptions,
+    ) -> Result<()> {
+        if opts.max_surge.is_some() && !self.surge_upgrades {
+            return Err(Error::invalid_input(
+                format!("{field}.max_surge"),
+                format!(
+                    "{provider} pool upgrades take no surge setting; leave max_surge unset"
+                ),
+            ));
+        }
+        if opts.max_unavailable.is_some() && !self.pool_max_unavailable {
+            return Err(Error::invalid_input(
+                format!("{field}.max_unavailable"),
+                format!(
+                    "{provider} rolls its pools with its own unavailability setting; leave \
+                     max_unavailable unset for its pools (it applies to pools kup rolls)"
+                ),
+            ));
+        }
+        if opts.strategy == PoolStrategy::BlueGreen && !self.blue_green_upgrades {
+            return Err(Error::invalid_input(
+                format!("{field}.strategy"),
+                format!("{provider} cannot upgrade pools blue-green; accepted values: surge"),
+            ));
+        }
+        if opts.force && !self.provider_drains_nodes {
+            return Err(Error::invalid_input(
+                format!("{field}.force"),
+                format!(
+                    "{provider} does not drain nodes itself, so there is no provider drain to \
+                     force; leave force unset"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Capabilities {
@@ -133,9 +197,8 @@ impl Default for Capabilities {
             provider_drains_nodes: false,
             managed_addons: false,
             backup: BackupSupport::ProviderManaged,
-            control_plane_rollback: false,
-            node_pool_rollback: false,
             surge_upgrades: false,
+            pool_max_unavailable: false,
             blue_green_upgrades: false,
         }
     }
@@ -192,7 +255,10 @@ impl FromStr for StuckDrainPolicy {
     }
 }
 
-/// Options for a node-pool upgrade.
+/// Options a provider receives for a pool upgrade it rolls itself. What kup does around it
+/// (drain timeouts, stuck drains, batches of kup-rolled pools) is the engine's, not the
+/// provider's. A provider honours only what its [`Capabilities`] declare; the engine refuses
+/// the rest before anything runs ([`Capabilities::check_pool_options`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodePoolOptions {
     /// Extra nodes during the upgrade (a count or a percentage such as `33%`).
@@ -204,12 +270,6 @@ pub struct NodePoolOptions {
     /// How nodes are replaced.
     #[serde(default)]
     pub strategy: PoolStrategy,
-    /// Per-node drain timeout.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_secs")]
-    pub drain_timeout: Option<Duration>,
-    /// What to do with a node whose drain does not finish.
-    #[serde(default)]
-    pub on_stuck_drain: StuckDrainPolicy,
     /// Let the provider evict past PodDisruptionBudgets (EKS `force`). Off by default.
     #[serde(default)]
     pub force: bool,
@@ -357,30 +417,6 @@ pub trait UpgradeProvider: Send + Sync + fmt::Debug {
     }
 }
 
-mod opt_secs {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(d) => s.serialize_some(&d.as_secs_f64()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let secs = Option::<f64>::deserialize(d)?;
-        match secs {
-            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-            Some(s) => Err(serde::de::Error::custom(format!(
-                "invalid duration {s}: expected a non-negative number of seconds"
-            ))),
-            None => Ok(None),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -412,14 +448,69 @@ mod tests {
     #[test]
     fn pool_options_round_trip() {
         let opts = NodePoolOptions {
-            drain_timeout: Some(Duration::from_secs(900)),
+            max_surge: Some("2".into()),
             max_unavailable: Some("1".into()),
             ..Default::default()
         };
         let json = serde_json::to_string(&opts).unwrap();
-        assert!(json.contains("\"drain_timeout\":900.0"), "{json}");
         let back: NodePoolOptions = serde_json::from_str(&json).unwrap();
         assert_eq!(back, opts);
-        assert!(serde_json::from_str::<NodePoolOptions>("{\"drain_timeout\":-1}").is_err());
+    }
+
+    #[test]
+    fn pool_options_a_provider_cannot_honour_are_refused_by_name() {
+        let caps = Capabilities::new();
+        let kind = ProviderKind::Eks;
+        let ok = NodePoolOptions::default();
+        assert!(caps.check_pool_options(&kind, "pools.apps", &ok).is_ok());
+        for (opts, field) in [
+            (
+                NodePoolOptions {
+                    max_surge: Some("1".into()),
+                    ..Default::default()
+                },
+                "pools.apps.max_surge",
+            ),
+            (
+                NodePoolOptions {
+                    max_unavailable: Some("1".into()),
+                    ..Default::default()
+                },
+                "pools.apps.max_unavailable",
+            ),
+            (
+                NodePoolOptions {
+                    strategy: PoolStrategy::BlueGreen,
+                    ..Default::default()
+                },
+                "pools.apps.strategy",
+            ),
+            (
+                NodePoolOptions {
+                    force: true,
+                    ..Default::default()
+                },
+                "pools.apps.force",
+            ),
+        ] {
+            let err = caps
+                .check_pool_options(&kind, "pools.apps", &opts)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{err}");
+        }
+        let mut all = Capabilities::new();
+        all.surge_upgrades = true;
+        all.pool_max_unavailable = true;
+        all.blue_green_upgrades = true;
+        all.provider_drains_nodes = true;
+        let every = NodePoolOptions {
+            max_surge: Some("1".into()),
+            max_unavailable: Some("1".into()),
+            strategy: PoolStrategy::BlueGreen,
+            force: true,
+            release_version: None,
+        };
+        assert!(all.check_pool_options(&kind, "pools.apps", &every).is_ok());
     }
 }

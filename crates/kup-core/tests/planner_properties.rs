@@ -93,11 +93,10 @@ fn request(case: &Case) -> PlanRequest {
         },
         target: KubeVersion::new(1, case.target_minor, case.target_patch),
         offered: offered(),
-        capabilities: Capabilities {
-            max_kubelet_skew: case.skew,
-            node_pool_upgrade: true,
-            ..Capabilities::default()
-        },
+        capabilities: Capabilities::new().with(|c| {
+            c.max_kubelet_skew = case.skew;
+            c.node_pool_upgrade = true;
+        }),
         addon_upgrades: vec![],
         options: PlanOptions {
             control_plane_only: case.control_plane_only,

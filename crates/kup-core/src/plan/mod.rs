@@ -2,6 +2,7 @@
 
 mod planner;
 mod render;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -189,7 +190,8 @@ impl UpgradePlan {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Reads a saved plan, refusing other schema versions and edited content.
+    /// Reads a saved plan, refusing other schema versions, edited content, and plans that
+    /// break the plan rules ([`UpgradePlan::validate`]) even with a recomputed id.
     pub fn from_json(text: &str) -> Result<Self> {
         let plan: Self = serde_json::from_str(text)
             .map_err(|e| Error::invalid_input("plan", format!("not a kup plan: {e}")))?;
@@ -213,6 +215,7 @@ impl UpgradePlan {
                 ),
             ));
         }
+        plan.validate()?;
         Ok(plan)
     }
 

@@ -431,8 +431,11 @@ pub fn plan(request: &PlanRequest) -> Result<UpgradePlan> {
                 action,
             })
             .collect(),
-    };
-    Ok(plan.seal())
+    }
+    .seal();
+    // The same rules a loaded plan must pass: a planner bug surfaces here, not in a run.
+    plan.validate_for(caps)?;
+    Ok(plan)
 }
 
 /// A pool is at the target when it matches it (a minor-only target matches every patch).
@@ -453,11 +456,7 @@ fn addon_works(rec: &AddonUpgrade, installed: &str) -> bool {
 /// Whether add-on version `a` is newer than `b` (semver after an optional `v`; falling back to
 /// a plain comparison when either is not semver).
 fn newer_addon(a: &str, b: &str) -> bool {
-    let parse = |s: &str| semver::Version::parse(s.trim_start_matches('v')).ok();
-    match (parse(a), parse(b)) {
-        (Some(x), Some(y)) => x > y,
-        _ => a != b,
-    }
+    crate::cluster::addon_version_cmp(a, b).map_or(a != b, |o| o.is_gt())
 }
 
 /// What pool moves need to know about the plan being built.
