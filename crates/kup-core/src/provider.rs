@@ -1,9 +1,9 @@
 //! The provider abstraction: one trait that every kind of cluster implements.
 
-use std::fmt;
-use std::str::FromStr;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 use crate::cluster::{AddonUpgrade, AvailableVersion, ClusterInfo};
 use crate::error::{Error, Result};
@@ -152,9 +152,7 @@ impl Capabilities {
         if opts.max_surge.is_some() && !self.surge_upgrades {
             return Err(Error::invalid_input(
                 format!("{field}.max_surge"),
-                format!(
-                    "{provider} pool upgrades take no surge setting; leave max_surge unset"
-                ),
+                format!("{provider} pool upgrades take no surge setting; leave max_surge unset"),
             ));
         }
         if opts.max_unavailable.is_some() && !self.pool_max_unavailable {

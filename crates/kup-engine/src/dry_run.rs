@@ -2,20 +2,17 @@
 //! nothing changed. Only reads are sent (to the provider and the Kubernetes API); the lock is
 //! looked at, not taken, and the journal is read, not written.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use kup_core::{Event, KubeVersion, Outcome, PoolManagement, SkewPolicy, StepAction, UpgradePlan};
+use kup_core::{ClusterInfo, Event, Outcome, PlanStep, StepAction, UpgradePlan};
 use kup_kube::preflight::PreflightReport;
-use kup_kube::validate::Expectation;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::next_batch;
-use crate::engine::Engine;
+use crate::engine::{Engine, Mode};
 use crate::error::Result;
+use crate::journal::Journal;
 use crate::lock::LockInfo;
-use crate::options::parse_max_unavailable;
-use crate::versions::{kubelet_not_newer, reached};
+use crate::steps::{self, Decision, Facts};
 
 /// What a step would do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,13 +124,6 @@ impl DryRunReport {
     }
 }
 
-/// The cluster as the plan's steps would leave it.
-struct Simulated {
-    control_plane: KubeVersion,
-    pools: BTreeMap<String, KubeVersion>,
-    addons: BTreeMap<String, String>,
-}
-
 impl Engine {
     /// Walks `plan` against the cluster as it is and reports what a run would do, checking
     /// every precondition; sends nothing that changes anything.
@@ -170,54 +160,48 @@ impl Engine {
                 .problems
                 .push(format!("could not read {}: {e}", self.lock.describe())),
         }
-        match self.journal.load().await {
-            Ok(Some(j)) => {
-                let unfinished = j.state.is_unfinished();
-                report.journal = Some(format!(
-                    "plan {} {}, {}/{} steps done",
-                    j.plan_id,
-                    j.state,
-                    j.steps.iter().filter(|s| s.state.is_done()).count(),
-                    j.steps.len()
-                ));
-                if unfinished && j.plan_id != plan.id {
-                    report.problems.push(format!(
-                        "{} holds an unfinished run of another plan ({}); a run would be refused",
-                        self.journal.describe(),
-                        j.plan_id
-                    ));
-                } else if unfinished {
-                    report.problems.push(format!(
-                        "{} holds an unfinished run of this plan; resume it instead of starting a run",
-                        self.journal.describe()
-                    ));
-                }
+        let stored = match self.journal.load().await {
+            Ok(stored) => stored,
+            Err(e) => {
+                report.problems.push(e.to_string());
+                None
             }
-            Ok(None) => {}
-            Err(e) => report.problems.push(e.to_string()),
-        }
-        for op in &live.in_progress {
-            report.problems.push(format!(
-                "{op} is in progress; a run would report the cluster busy"
+        };
+        if let Some(j) = &stored {
+            report.journal = Some(format!(
+                "plan {} {}, {}/{} steps done",
+                j.plan_id,
+                j.state,
+                j.steps.iter().filter(|s| s.state.is_done()).count(),
+                j.steps.len()
             ));
         }
-
-        let caps = self.provider.capabilities();
-        let policy = SkewPolicy::for_provider(&caps);
-        let mut sim = Simulated {
-            control_plane: live.control_plane.clone(),
-            pools: live
-                .node_pools
-                .iter()
-                .map(|p| (p.name.clone(), p.version.clone()))
-                .collect(),
-            addons: live
-                .addons
-                .iter()
-                .map(|a| (a.name.clone(), a.version.clone()))
-                .collect(),
+        if stored.as_ref().is_some_and(|j| j.completes(plan)) {
+            for step in &plan.steps {
+                report.steps.push(DryRunStep {
+                    index: step.index,
+                    description: step.action.to_string(),
+                    would: WouldDo::Skip {
+                        reason: "the plan already succeeded on this cluster; a run does nothing"
+                            .into(),
+                    },
+                    details: Vec::new(),
+                    problems: Vec::new(),
+                });
+            }
+            return Ok(report);
+        }
+        // The journal a run would write, or why a run would be refused (the run's own check).
+        let journal = match self.prepare(plan, stored.clone(), Mode::Fresh, &live) {
+            Ok(j) => j,
+            Err(e) => {
+                report.problems.push(format!("a run would be refused: {e}"));
+                steps::journal_or_fresh(stored.as_ref(), plan)
+            }
         };
-        for step in &plan.steps {
+        let inputs = self.rule_inputs(plan);
+        let walked = steps::walk(plan, &Facts::from_live(&live), &journal, &inputs);
+        for (step, (decision, seen)) in plan.steps.iter().zip(walked) {
             let mut out = DryRunStep {
                 index: step.index,
                 description: step.action.to_string(),
@@ -225,120 +209,13 @@ impl Engine {
                 details: Vec::new(),
                 problems: Vec::new(),
             };
-            match &step.action {
-                StepAction::Preflight { target } => {
-                    let input = self.preflight_input(plan, target, &live).await;
-                    match self.preflight.preflight(&input).await {
-                        Ok(pre) => {
-                            out.details.push(pre.findings.summary());
-                            out.problems.extend(
-                                pre.blockers().map(|f| {
-                                    format!("pre-flight blocker {}: {}", f.code, f.message)
-                                }),
-                            );
-                            report.preflight = Some(pre);
-                        }
-                        Err(e) => out.problems.push(format!("pre-flight could not run: {e}")),
-                    }
-                }
-                StepAction::Backup { control_plane } => {
-                    if sim.control_plane.minor_distance(control_plane) < 0 {
-                        out.would = WouldDo::Skip {
-                            reason: format!("the control plane is already past {control_plane}"),
-                        };
-                    } else {
-                        out.details.push(format!(
-                            "{} would take and verify a backup of the control plane at {}",
-                            self.provider.kind(),
-                            sim.control_plane
-                        ));
-                    }
-                }
-                StepAction::ControlPlane { from, to } => {
-                    if reached(&sim.control_plane, to) {
-                        out.would = WouldDo::Skip {
-                            reason: format!(
-                                "the control plane is already at {}",
-                                sim.control_plane
-                            ),
-                        };
-                    } else {
-                        if sim.control_plane.minor_distance(from) > 0 {
-                            out.problems.push(format!(
-                                "the control plane is at {}, behind this hop's start {from}",
-                                sim.control_plane
-                            ));
-                        }
-                        for (pool, version) in &sim.pools {
-                            if let Some(rule) = policy.kubelet_rule_broken(version, to) {
-                                out.problems.push(format!(
-                                    "node pool {pool} at {version} would be out of skew ({rule})"
-                                ));
-                            }
-                        }
-                        out.details.push(format!(
-                            "{} would move the control plane {} → {to}",
-                            self.provider.kind(),
-                            sim.control_plane
-                        ));
-                        sim.control_plane = to.clone();
-                    }
-                }
-                StepAction::NodePool {
-                    pool,
-                    to,
-                    management,
-                    ..
-                } => {
-                    self.dry_pool(&live, &mut sim, pool, to, *management, &mut out)
+            match decision {
+                Decision::Skip(reason) => out.would = WouldDo::Skip { reason },
+                Decision::Refuse(e) => out.problems.push(e.to_string()),
+                Decision::Run => {
+                    self.preview(plan, step, &seen, &live, &journal, &mut out, &mut report)
                         .await;
                 }
-                StepAction::Addon { name, to, .. } => match sim.addons.get(name) {
-                    None => out
-                        .problems
-                        .push(format!("the cluster has no add-on {name}")),
-                    Some(have) if have == to => {
-                        out.would = WouldDo::Skip {
-                            reason: format!("add-on {name} is already at {to}"),
-                        };
-                    }
-                    Some(have) => {
-                        if !caps.managed_addons {
-                            out.problems
-                                .push(format!("{} does not manage add-ons", self.provider.kind()));
-                        }
-                        out.details.push(format!(
-                            "{} would move add-on {name} {have} → {to}",
-                            self.provider.kind()
-                        ));
-                        sim.addons.insert(name.clone(), to.clone());
-                    }
-                },
-                StepAction::Validate {
-                    control_plane,
-                    pools,
-                } => {
-                    if sim.control_plane.minor_distance(control_plane) < 0 {
-                        out.would = WouldDo::Skip {
-                            reason: "the control plane is already past this check".into(),
-                        };
-                    } else {
-                        match Expectation::from_step(control_plane, pools, &live.node_pools) {
-                            Ok(e) => out.details.push(format!(
-                                "would validate the API server at {} and {} pool(s), {} \
-                                 consecutive passes",
-                                e.control_plane,
-                                e.pools.len(),
-                                self.options.validation.passes
-                            )),
-                            Err(e) => out.problems.push(e.to_string()),
-                        }
-                    }
-                }
-                other => out.problems.push(format!(
-                    "this kup does not know how to run a {} step",
-                    other.kind()
-                )),
             }
             self.events.emit(Event::StepFinished {
                 step: step.index,
@@ -364,143 +241,77 @@ impl Engine {
         Ok(report)
     }
 
-    async fn dry_pool(
+    /// What a step the rules would run would do, in detail (reads only).
+    #[allow(clippy::too_many_arguments)]
+    async fn preview(
         &self,
-        live: &kup_core::ClusterInfo,
-        sim: &mut Simulated,
-        pool: &str,
-        to: &KubeVersion,
-        planned: PoolManagement,
+        plan: &UpgradePlan,
+        step: &PlanStep,
+        seen: &Facts,
+        live: &ClusterInfo,
+        journal: &Journal,
         out: &mut DryRunStep,
+        report: &mut DryRunReport,
     ) {
-        let caps = self.provider.capabilities();
-        let Some(live_pool) = live.pool(pool) else {
-            out.problems
-                .push(format!("the cluster has no node pool {pool}"));
-            return;
-        };
-        let current = sim
-            .pools
-            .get(pool)
-            .cloned()
-            .unwrap_or(live_pool.version.clone());
-        if reached(&current, to) {
-            out.would = WouldDo::Skip {
-                reason: format!("node pool {pool} is already at {current}"),
-            };
-            return;
-        }
-        if !kubelet_not_newer(to, &sim.control_plane) {
-            out.problems.push(format!(
-                "{to} would be newer than the control plane at {}",
-                sim.control_plane
-            ));
-        }
-        let kup_rolled = planned == PoolManagement::Kup
-            || live_pool.management == PoolManagement::Kup
-            || self.options.drain_ahead.contains(pool);
-        sim.pools.insert(pool.to_string(), to.clone());
-        if !kup_rolled {
-            if !caps.node_pool_upgrade {
-                out.problems.push(format!(
-                    "{} cannot upgrade node pools",
-                    self.provider.kind()
-                ));
-            }
+        let kind = self.provider.kind();
+        let recorded = journal.step(step.index).and_then(|s| s.operation.as_ref());
+        if let Some(op) = recorded {
             out.details.push(format!(
-                "{} would roll node pool {pool} {current} → {to}",
-                self.provider.kind()
+                "would re-attach to {op}, recorded by an earlier run"
             ));
             return;
         }
-        if !caps.node_upgrade {
-            out.problems.push(format!(
-                "{} cannot upgrade single nodes",
-                self.provider.kind()
-            ));
-        }
-        let nodes = match self.nodes.pool_nodes(live_pool).await {
-            Ok(n) => n,
-            Err(e) => {
-                out.problems
-                    .push(format!("could not list the pool's nodes: {e}"));
-                return;
-            }
-        };
-        let opts = self.options.pool(pool);
-        let budget = match &opts.max_unavailable {
-            Some(m) => {
-                match parse_max_unavailable(
-                    &format!("pools.{pool}.max_unavailable"),
-                    m,
-                    nodes.len(),
-                ) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        out.problems.push(e.to_string());
-                        1
+        match &step.action {
+            StepAction::Preflight { target } => {
+                match self.run_preflight(plan, target, live, journal).await {
+                    Ok(pre) => {
+                        out.details.push(pre.findings.summary());
+                        out.problems.extend(
+                            pre.blockers()
+                                .map(|f| format!("pre-flight blocker {}: {}", f.code, f.message)),
+                        );
+                        report.preflight = Some(pre);
                     }
+                    Err(e) => out.problems.push(format!("pre-flight could not run: {e}")),
                 }
             }
-            None => 1,
-        };
-        let mut pending: Vec<String> = nodes
-            .iter()
-            .filter(|n| !n.kubelet.as_ref().is_some_and(|k| reached(k, to)))
-            .map(|n| n.name.clone())
-            .collect();
-        let mut canary_done = nodes.len() > pending.len();
-        let mut batch_no = 0;
-        while !pending.is_empty() {
-            let batch = next_batch(&pending, canary_done, budget);
-            batch_no += 1;
-            out.details.push(format!(
-                "batch {batch_no}{}: {} (cordon, drain, upgrade to {to}, wait Ready, uncordon, \
-                 validate {} time(s))",
-                if canary_done { "" } else { " (canary)" },
-                batch.join(", "),
-                self.options.gate.passes
-            ));
-            canary_done = true;
-            pending.retain(|n| !batch.contains(n));
-        }
-        let drain = self.options.drain_for(pool);
-        for node in nodes
-            .iter()
-            .filter(|n| !n.kubelet.as_ref().is_some_and(|k| reached(k, to)))
-        {
-            if node.cordoned {
-                out.details.push(format!(
-                    "node {} is cordoned now and would stay cordoned afterwards",
-                    node.name
-                ));
+            StepAction::Backup { .. } => out.details.push(format!(
+                "{kind} would take and verify a backup of the control plane at {}",
+                seen.control_plane
+            )),
+            StepAction::ControlPlane { to, .. } => out.details.push(format!(
+                "{kind} would move the control plane {} → {to}",
+                seen.control_plane
+            )),
+            StepAction::NodePool {
+                pool,
+                to,
+                management,
+                ..
+            } => {
+                let (details, problems) = self
+                    .preview_pool(plan, live, seen, pool, to, *management)
+                    .await;
+                out.details.extend(details);
+                out.problems.extend(problems);
             }
-            match self.nodes.drain_preview(&node.name, &drain).await {
-                Ok(preview) => {
-                    out.details.push(format!(
-                        "node {}: would evict {} pod(s)",
-                        node.name,
-                        preview.pods.len()
-                    ));
-                    for group in &preview.refused {
-                        out.problems.push(format!(
-                            "node {}: the drain would refuse {}: {}",
-                            node.name,
-                            group
-                                .pods
-                                .iter()
-                                .map(|p| format!("{}/{}", p.namespace, p.name))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            group.message
-                        ));
-                    }
-                }
-                Err(e) => out.problems.push(format!(
-                    "node {}: could not preview its drain: {e}",
-                    node.name
+            StepAction::Addon { name, to, .. } => out.details.push(format!(
+                "{kind} would move add-on {name} {} → {to}",
+                seen.addons.get(name).map_or("?", String::as_str)
+            )),
+            StepAction::Validate {
+                control_plane,
+                pools,
+            } => match steps::validate_expectation(control_plane, pools, live) {
+                Ok(e) => out.details.push(format!(
+                    "would validate the API server at {} and {} pool(s), {} consecutive passes",
+                    e.control_plane,
+                    e.pools.len(),
+                    self.options.validation.passes
                 )),
-            }
+                Err(e) => out.problems.push(e.to_string()),
+            },
+            _ => {}
         }
     }
 }

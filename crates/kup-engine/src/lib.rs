@@ -58,13 +58,14 @@ pub mod names;
 pub mod ops;
 mod options;
 pub mod planning;
+mod steps;
 mod versions;
 
 pub use dry_run::{DryRunReport, DryRunStep, WouldDo};
 pub use engine::{Engine, EngineBuilder, RunReport, StepReport};
 pub use error::{Error, Result};
 pub use ops::{ClusterValidator, DrainOutcome, KubeCluster, NodeOps, NodeState, PreflightRunner};
-pub use options::{EngineOptions, StepTimeouts, parse_max_unavailable};
+pub use options::{EngineOptions, PoolOptions, StepTimeouts, parse_max_unavailable};
 
 /// Durations as (fractional) seconds in JSON.
 pub(crate) mod serde_secs {

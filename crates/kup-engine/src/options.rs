@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kup_core::{AddonOptions, BackupOptions, ControlPlaneOptions, NodePoolOptions};
+use kup_core::{
+    AddonOptions, BackupOptions, ControlPlaneOptions, NodePoolOptions, StuckDrainPolicy,
+};
 use kup_kube::drain::DrainOptions;
 use kup_kube::validate::ValidationOptions;
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,28 @@ impl Default for StepTimeouts {
     }
 }
 
+/// One pool's settings: what the provider receives for a pool it rolls, and what kup does
+/// around a pool's nodes (drain timeout, stuck drains).
+///
+/// `provider.max_unavailable` is the batch size of pools kup rolls; for pools the provider
+/// rolls it is passed on, and refused when the provider cannot honour it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolOptions {
+    /// What the provider receives for its pool upgrades.
+    #[serde(flatten)]
+    pub provider: NodePoolOptions,
+    /// Per-node drain timeout (nodes kup drains).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::serde_opt_secs"
+    )]
+    pub drain_timeout: Option<Duration>,
+    /// What to do with a node whose drain does not finish.
+    pub on_stuck_drain: StuckDrainPolicy,
+}
+
 /// Everything a run needs besides the plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -60,9 +84,9 @@ pub struct EngineOptions {
     /// How kup drains nodes (timeouts per pool come from the pool options).
     pub drain: DrainOptions,
     /// Pool options for every pool (`max_unavailable`, `drain_timeout`, `on_stuck_drain`…).
-    pub pool_defaults: NodePoolOptions,
+    pub pool_defaults: PoolOptions,
     /// Pool options for named pools, replacing `pool_defaults` for them.
-    pub pools: BTreeMap<String, NodePoolOptions>,
+    pub pools: BTreeMap<String, PoolOptions>,
     /// Provider-rolled pools that kup drains itself, node by node, ahead of the provider
     /// (the provider must be able to upgrade single nodes).
     pub drain_ahead: BTreeSet<String>,
@@ -89,7 +113,7 @@ impl Default for EngineOptions {
             manifests: Vec::new(),
             helm_releases: true,
             drain: DrainOptions::default(),
-            pool_defaults: NodePoolOptions::default(),
+            pool_defaults: PoolOptions::default(),
             pools: BTreeMap::new(),
             drain_ahead: BTreeSet::new(),
             control_plane: ControlPlaneOptions::default(),
@@ -104,8 +128,15 @@ impl Default for EngineOptions {
 }
 
 impl EngineOptions {
+    /// Every pool setting with the field path messages name it by: `pool_defaults` and
+    /// `pools.<name>`.
+    pub(crate) fn all_pools(&self) -> impl Iterator<Item = (String, &PoolOptions)> {
+        std::iter::once(("pool_defaults".to_string(), &self.pool_defaults))
+            .chain(self.pools.iter().map(|(n, o)| (format!("pools.{n}"), o)))
+    }
+
     /// The options of one pool.
-    pub fn pool(&self, name: &str) -> &NodePoolOptions {
+    pub fn pool(&self, name: &str) -> &PoolOptions {
         self.pools.get(name).unwrap_or(&self.pool_defaults)
     }
 
@@ -122,10 +153,8 @@ impl EngineOptions {
     pub fn validate(&self) -> Result<()> {
         kup_kube::report::validate_overrides(self.overrides.iter().map(String::as_str))?;
         self.drain.validate()?;
-        for (field, opts) in std::iter::once(("pool_defaults".to_string(), &self.pool_defaults))
-            .chain(self.pools.iter().map(|(n, o)| (format!("pools.{n}"), o)))
-        {
-            if let Some(m) = &opts.max_unavailable {
+        for (field, opts) in self.all_pools() {
+            if let Some(m) = &opts.provider.max_unavailable {
                 parse_max_unavailable(&format!("{field}.max_unavailable"), m, 10)?;
             }
             if opts.drain_timeout == Some(Duration::ZERO) {
@@ -216,9 +245,12 @@ mod tests {
         let mut o = EngineOptions::default();
         o.pools.insert(
             "gpu".into(),
-            NodePoolOptions {
-                max_unavailable: Some("lots".into()),
-                ..NodePoolOptions::default()
+            PoolOptions {
+                provider: NodePoolOptions {
+                    max_unavailable: Some("lots".into()),
+                    ..NodePoolOptions::default()
+                },
+                ..PoolOptions::default()
             },
         );
         let err = o.validate().expect_err("invalid").to_string();

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kup_core::{NodePoolOptions, PoolManagement};
+use kup_engine::PoolOptions;
 use kup_engine::journal::{ConfigMapJournalStore, JournalStore};
 use kup_mocks::k8s::{Fault, IntOrPercent, Node, Pdb, Pool, Scenario, Workload};
 use proptest::prelude::*;
@@ -167,10 +168,13 @@ async fn run_schedule(s: Schedule) {
     let mut options = fast_options();
     options.pools.insert(
         "kw".into(),
-        NodePoolOptions {
-            max_unavailable: Some(s.max_unavailable.to_string()),
+        PoolOptions {
+            provider: NodePoolOptions {
+                max_unavailable: Some(s.max_unavailable.to_string()),
+                ..NodePoolOptions::default()
+            },
             drain_timeout: Some(Duration::from_secs(1)),
-            ..NodePoolOptions::default()
+            ..PoolOptions::default()
         },
     );
     options.timeouts.node_upgrade = Duration::from_secs(2);

@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
 use kup_core::{
-    ErrorCategory, Event, EventSink, Finding, NodePoolOptions, OperationTarget, Outcome, Severity,
-    StuckDrainPolicy,
+    ErrorCategory, Event, EventSink, Finding, OperationTarget, Outcome, Severity, StuckDrainPolicy,
 };
-use kup_engine::Error;
 use kup_engine::events::Recorder;
 use kup_engine::journal::{NodePhase, RunState, StepState};
+use kup_engine::{Error, PoolOptions};
 use kup_mocks::k8s::RequestRecord;
 use kup_mocks::k8s::{IntOrPercent, Node, Pdb, SimHandle, Workload};
 use support::{Attempt, Harness, How, Tripwire, attempt, fast_options, memory, small, standard};
@@ -147,10 +146,10 @@ fn stuck_options(policy: StuckDrainPolicy) -> kup_engine::EngineOptions {
     ];
     options.pools.insert(
         "kw".into(),
-        NodePoolOptions {
+        PoolOptions {
             drain_timeout: Some(Duration::from_millis(1500)),
             on_stuck_drain: policy,
-            ..NodePoolOptions::default()
+            ..PoolOptions::default()
         },
     );
     options

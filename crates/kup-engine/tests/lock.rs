@@ -253,7 +253,7 @@ async fn the_lease_is_renewed_and_a_takeover_stops_the_run() {
     // A run whose lease is taken over stops at the next safe point with LockLost.
     let plan = h.plan("1.33.2").await;
     let store = memory();
-    let wire = Arc::new(Tripwire::new(1, |e| matches!(e, Event::RunStarted { .. })));
+    let wire = Arc::new(Tripwire::new(1, |e| matches!(e, Event::StepStarted { .. })));
     let victim = LeaseLock::new(
         h.sim.client().unwrap(),
         "prod",

@@ -8,6 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use kup_core::{Event, NodePoolOptions, Outcome, PoolManagement, StepAction};
+use kup_engine::PoolOptions;
 use kup_engine::events::Recorder;
 use kup_engine::journal::JournalStore;
 use kup_mocks::k8s::{Node, Pool};
@@ -45,8 +46,11 @@ async fn a_multi_minor_plan_reaches_its_end_state() {
     let mut options = fast_options();
     options.pools.insert(
         "kw".into(),
-        NodePoolOptions {
-            max_unavailable: Some("2".into()),
+        PoolOptions {
+            provider: NodePoolOptions {
+                max_unavailable: Some("2".into()),
+                ..NodePoolOptions::default()
+            },
             ..options.pool_defaults.clone()
         },
     );

@@ -376,14 +376,25 @@ mod tests {
     #[test]
     fn broken_chains_downgrades_and_skew_are_refused() {
         let cases: Vec<(Vec<StepAction>, &str)> = vec![
-            (vec![hop("1.33", "1.34"), hop("1.33", "1.34")], "starts at 1.33"),
+            (
+                vec![hop("1.33", "1.34"), hop("1.33", "1.34")],
+                "starts at 1.33",
+            ),
             (vec![hop("1.33", "1.32")], "goes back"),
             (
-                vec![hop("1.33", "1.34"), pool("1.33", "1.35"), hop("1.34", "1.35")],
+                vec![
+                    hop("1.33", "1.34"),
+                    pool("1.33", "1.35"),
+                    hop("1.34", "1.35"),
+                ],
                 "newer than the control plane",
             ),
             (
-                vec![hop("1.33", "1.34"), hop("1.34", "1.35"), pool("1.34", "1.35")],
+                vec![
+                    hop("1.33", "1.34"),
+                    hop("1.34", "1.35"),
+                    pool("1.34", "1.35"),
+                ],
                 "from 1.34",
             ),
             (vec![hop("1.33", "1.34")], "plan.target"),
@@ -417,7 +428,10 @@ mod tests {
             hop("1.34", "1.35"),
             pool("1.33", "1.35"),
         ]);
-        let err = p.validate_for(&Capabilities::new()).unwrap_err().to_string();
+        let err = p
+            .validate_for(&Capabilities::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot upgrade node pool apps"), "{err}");
         let jumpy = eks().with(|c| c.max_node_pool_minor_jump = Some(1));
         let err = p.validate_for(&jumpy).unwrap_err().to_string();

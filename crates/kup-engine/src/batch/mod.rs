@@ -49,7 +49,7 @@ impl RunContext<'_> {
         loop {
             self.checkpoint(&format!("node pool {} between batches", pool.name))?;
             let nodes = engine.nodes.pool_nodes(pool).await?;
-            let budget = match &opts.max_unavailable {
+            let budget = match &opts.provider.max_unavailable {
                 Some(m) => parse_max_unavailable(
                     &format!("pools.{}.max_unavailable", pool.name),
                     m,

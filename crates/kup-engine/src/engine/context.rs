@@ -21,6 +21,9 @@ pub(crate) struct RunContext<'a> {
     /// This run's number (1 for the first run of the journal, +1 per resume).
     pub(crate) attempt: u32,
     pub(crate) started: jiff::Timestamp,
+    /// The leading pre-flight step and its summary, when it passed before the run wrote
+    /// anything.
+    pub(crate) preflight_passed: Option<(usize, String)>,
 }
 
 impl RunContext<'_> {

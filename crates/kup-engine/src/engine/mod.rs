@@ -5,7 +5,6 @@ mod context;
 mod journal_handle;
 pub(crate) mod operation;
 mod resume;
-mod steps;
 #[cfg(test)]
 mod tests;
 
@@ -13,13 +12,22 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use kup_core::{
-    BackupRecord, ClusterInfo, Event, EventSink, NoEvents, Outcome, UpgradePlan, UpgradeProvider,
+    BackupRecord, ClusterInfo, Event, EventSink, NoEvents, Outcome, PoolManagement, SkewPolicy,
+    StepAction, UpgradePlan, UpgradeProvider,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use context::RunContext;
-pub(crate) use steps::StepOutcome;
+
+/// How a step ended when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StepOutcome {
+    /// It changed or checked something.
+    Done(String),
+    /// Nothing needed doing.
+    Skipped(String),
+}
 
 use self::journal_handle::JournalHandle;
 use crate::backoff::retry;
@@ -28,6 +36,7 @@ use crate::journal::{Journal, JournalStore, NodePhase, NodeRecord, RunState, Ste
 use crate::lock::{ClusterLock, LockWatch};
 use crate::ops::{ClusterValidator, KubeCluster, NodeOps, PreflightRunner};
 use crate::options::EngineOptions;
+use crate::steps::{self, Decision, Facts, RuleInputs};
 
 /// How one step of a run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +72,7 @@ pub struct RunReport {
 
 /// Whether a run starts afresh or continues a journal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Fresh,
     Resume,
     /// Resume an unfinished run of the same plan, else start afresh.
@@ -264,22 +273,39 @@ impl Engine {
         .await
     }
 
-    pub(crate) fn took_backup(&self, key: &(String, usize)) -> bool {
+    pub(crate) fn remember_backup(&self, plan_id: &str, index: usize) {
         self.backups_taken
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(key)
+            .insert((plan_id.to_string(), index));
     }
 
-    pub(crate) fn remember_backup(&self, key: (String, usize)) {
-        self.backups_taken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+    /// What the step rules know besides the cluster and the journal.
+    pub(crate) fn rule_inputs<'a>(&'a self, plan: &'a UpgradePlan) -> RuleInputs<'a> {
+        let caps = self.provider.capabilities();
+        RuleInputs {
+            plan,
+            provider: self.provider.kind(),
+            policy: SkewPolicy::for_provider(&caps),
+            caps,
+            drain_ahead: &self.options.drain_ahead,
+            backups_taken: self
+                .backups_taken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|(id, _)| *id == plan.id)
+                .map(|(_, index)| *index)
+                .collect(),
+        }
     }
 
-    /// Checks that the plan is for this provider's cluster.
+    /// Checks that the plan is for this provider's cluster, keeps the plan rules (however it
+    /// was made: planned, loaded or built in code), and asks only what the provider can do,
+    /// with pool options it can honour. Nothing is read or written before this passes.
     pub(crate) fn check_plan(&self, plan: &UpgradePlan) -> Result<()> {
+        let caps = self.provider.capabilities();
+        plan.validate_for(&caps)?;
         if plan.provider != self.provider.kind() {
             return Err(Error::invalid_input(
                 "plan.provider",
@@ -323,6 +349,29 @@ impl Engine {
                 ));
             }
         }
+        // Pools the provider rolls get the provider-facing options: refuse what it cannot
+        // honour, naming the option (`pools.apps.max_surge`, or `pool_defaults…`).
+        for step in plan.pool_upgrades() {
+            let StepAction::NodePool {
+                pool, management, ..
+            } = &step.action
+            else {
+                continue;
+            };
+            if *management != PoolManagement::Provider || self.options.drain_ahead.contains(pool) {
+                continue;
+            }
+            let field = if self.options.pools.contains_key(pool) {
+                format!("pools.{pool}")
+            } else {
+                "pool_defaults".to_string()
+            };
+            caps.check_pool_options(
+                &self.provider.kind(),
+                &field,
+                &self.options.pool(pool).provider,
+            )?;
+        }
         Ok(())
     }
 
@@ -333,8 +382,44 @@ impl Engine {
         mode: Mode,
     ) -> Result<RunReport> {
         self.check_plan(plan)?;
+        // Read-only until the run is known to go ahead: a run refused for any reason (done
+        // already, lock held, journal of another run, provider busy, pre-flight blockers)
+        // writes nothing — no journal, no stored plan, no Lease.
+        let existing = self.journal.load().await?;
+        if let Some(done) = existing.as_ref().filter(|j| j.completes(plan)) {
+            return Ok(self.already_done(done));
+        }
+        if let Some(info) = self.lock.holder().await?
+            && !info.expired
+            && info.holder != self.lock.identity()
+        {
+            return Err(self.lock.held_error(&plan.cluster, info));
+        }
+        let live = self.read_cluster().await?;
+        let prepared = self.prepare(plan, existing.clone(), mode, &live)?;
+        self.events.emit(Event::RunStarted {
+            plan_id: plan.id.clone(),
+            cluster: plan.cluster.clone(),
+            dry_run: false,
+        });
+        let gate = match self.preflight_gate(plan, &prepared, &live, cancel).await {
+            Ok(gate) => gate,
+            Err(e) => {
+                self.events.emit(Event::RunFinished {
+                    outcome: if matches!(e, Error::Cancelled { .. }) {
+                        Outcome::Cancelled
+                    } else {
+                        Outcome::Failed
+                    },
+                    message: e.to_string(),
+                });
+                return Err(e);
+            }
+        };
         let guard = self.lock.acquire().await?;
-        let result = self.execute_locked(plan, cancel, mode, guard.watch()).await;
+        let result = self
+            .execute_locked(plan, cancel, mode, guard.watch(), existing, gate)
+            .await;
         match &result {
             // Not ours any more (or someone else writes): leave the lease alone.
             Err(Error::LockLost { .. } | Error::JournalConflict { .. }) => drop(guard),
@@ -347,15 +432,38 @@ impl Engine {
         result
     }
 
-    async fn execute_locked(
+    /// The report for a plan whose journal says it succeeded: nothing to do, nothing written.
+    fn already_done(&self, journal: &Journal) -> RunReport {
+        self.events.emit(Event::RunFinished {
+            outcome: Outcome::Skipped,
+            message: format!(
+                "plan {} already done on cluster {} (journal in {}); nothing to do",
+                journal.plan_id,
+                journal.cluster,
+                self.journal.describe()
+            ),
+        });
+        RunReport {
+            plan_id: journal.plan_id.clone(),
+            cluster: journal.cluster.clone(),
+            outcome: Outcome::Skipped,
+            attempts: journal.attempts,
+            steps: Vec::new(),
+            backups: journal.backups.clone(),
+            left_cordoned: journal.left_cordoned().cloned().collect(),
+        }
+    }
+
+    /// The journal this run continues or starts, from the stored one: refuses a fresh run
+    /// over an unfinished one that changed something, and a resume the journal cannot
+    /// account for. Pure: nothing is written.
+    pub(crate) fn prepare(
         &self,
         plan: &UpgradePlan,
-        cancel: &CancellationToken,
+        existing: Option<Journal>,
         mode: Mode,
-        lock: LockWatch,
-    ) -> Result<RunReport> {
-        let identity = self.lock.identity().to_string();
-        let existing = self.journal.load().await?;
+        live: &ClusterInfo,
+    ) -> Result<Journal> {
         let mode = match (mode, &existing) {
             (Mode::Apply, Some(j))
                 if j.state.is_unfinished() && j.has_progress() && j.plan_id == plan.id =>
@@ -365,17 +473,18 @@ impl Engine {
             (Mode::Apply, _) => Mode::Fresh,
             (m, _) => m,
         };
-        let mut journal = match mode {
+        let identity = self.lock.identity();
+        match mode {
             Mode::Fresh => match existing {
                 Some(j) if j.state.is_unfinished() && j.has_progress() => {
-                    return Err(Error::UnfinishedRun {
+                    Err(Error::UnfinishedRun {
                         plan_id: j.plan_id,
                         state: j.state.to_string(),
                         store: self.journal.describe(),
-                    });
+                    })
                 }
                 previous => {
-                    let mut j = Journal::new(plan, &identity);
+                    let mut j = Journal::new(plan, identity);
                     // Nodes an earlier run left cordoned on purpose keep their record of
                     // whether they were cordoned before; this run retries them.
                     if let Some(previous) = previous.filter(|p| p.cluster == plan.cluster) {
@@ -389,7 +498,7 @@ impl Engine {
                             })
                             .collect();
                     }
-                    j
+                    Ok(j)
                 }
             },
             Mode::Resume | Mode::Apply => {
@@ -401,25 +510,70 @@ impl Engine {
                         ),
                     });
                 };
-                let live = self.read_cluster().await?;
-                resume::check_resume(&j, plan, &live)?;
-                if j.state == RunState::Succeeded {
-                    return Ok(RunReport {
-                        plan_id: j.plan_id.clone(),
-                        cluster: j.cluster.clone(),
-                        outcome: Outcome::Skipped,
-                        attempts: j.attempts,
-                        steps: Vec::new(),
-                        backups: j.backups.clone(),
-                        left_cordoned: j.left_cordoned().cloned().collect(),
-                    });
-                }
-                j
+                resume::check_resume(&j, plan, live)?;
+                Ok(j)
             }
+        }
+    }
+
+    /// Runs the plan's leading pre-flight step before anything is written, so that blockers
+    /// and a busy provider refuse the run with nothing changed. Returns the step and its
+    /// summary when it ran and passed, for the run to record.
+    async fn preflight_gate(
+        &self,
+        plan: &UpgradePlan,
+        journal: &Journal,
+        live: &ClusterInfo,
+        cancel: &CancellationToken,
+    ) -> Result<Option<(usize, String)>> {
+        let Some(step) = plan
+            .steps
+            .first()
+            .filter(|s| matches!(s.action, StepAction::Preflight { .. }))
+        else {
+            return Ok(None);
         };
+        let StepAction::Preflight { target } = &step.action else {
+            return Ok(None);
+        };
+        let inputs = self.rule_inputs(plan);
+        match steps::decide_in_plan(plan, step, &Facts::from_live(live), journal, &inputs) {
+            Decision::Skip(_) => Ok(None),
+            Decision::Refuse(e) => Err(e),
+            Decision::Run => {
+                let report = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => {
+                        return Err(Error::Cancelled { at: "pre-flight".into() });
+                    }
+                    report = self.run_preflight(plan, target, live, journal) => report?,
+                };
+                Ok(Some((step.index, steps::preflight_verdict(&report)?)))
+            }
+        }
+    }
+
+    async fn execute_locked(
+        &self,
+        plan: &UpgradePlan,
+        cancel: &CancellationToken,
+        mode: Mode,
+        lock: LockWatch,
+        before: Option<Journal>,
+        gate: Option<(usize, String)>,
+    ) -> Result<RunReport> {
+        // Read again under the lock: another run may have written between the first read
+        // and the lock. Then the gate's verdict is stale and the step runs in order.
+        let existing = self.journal.load().await?;
+        let gate = gate.filter(|_| existing == before);
+        let live = self.read_cluster().await?;
+        if let Some(done) = existing.as_ref().filter(|j| j.completes(plan)) {
+            return Ok(self.already_done(done));
+        }
+        let mut journal = self.prepare(plan, existing, mode, &live)?;
         journal.attempts += 1;
         journal.state = RunState::Running;
-        journal.holder = identity;
+        journal.holder = self.lock.identity().to_string();
         let attempt = journal.attempts;
         let handle = JournalHandle::new(self.journal.clone(), journal);
         handle.update(|_| ()).await?;
@@ -431,12 +585,8 @@ impl Engine {
             lock,
             attempt,
             started: jiff::Timestamp::now(),
+            preflight_passed: gate,
         };
-        ctx.emit(Event::RunStarted {
-            plan_id: plan.id.clone(),
-            cluster: plan.cluster.clone(),
-            dry_run: false,
-        });
         let result = self.run_steps(&ctx).await;
         self.finish(&ctx, result).await
     }
@@ -466,7 +616,7 @@ impl Engine {
                     })
                     .await?;
             }
-            let result = ctx.execute(step, recorded).await;
+            let result = ctx.execute(step).await;
             let (state, outcome, message) = match result {
                 Ok(StepOutcome::Done(m)) => (StepState::Succeeded, Outcome::Succeeded, m),
                 Ok(StepOutcome::Skipped(m)) => {

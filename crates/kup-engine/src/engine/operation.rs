@@ -21,13 +21,37 @@ pub(crate) enum OpSlot {
 
 /// Whether a running operation does what `req` asks (same target, same version).
 fn same_work(op: &Operation, req: &OpRequest<'_>) -> bool {
-    op.target == req.target
-        && op
-            .to_version
-            .as_deref()
-            .and_then(|v| KubeVersion::parse(v).ok())
-            .zip(req.to)
-            .is_none_or(|(v, to)| v.matches(to) || to.matches(&v))
+    op.target == req.target && version_agrees(op, req.to)
+}
+
+/// The running operation that keeps kup from starting work on `target`: one on another
+/// target (node upgrades of one batch run side by side), unless `known` says this plan's runs
+/// started it. One doing the same work is not blocking: a run adopts it.
+pub(crate) fn blocking<'o>(
+    in_progress: &'o [Operation],
+    target: &OperationTarget,
+    to: Option<&KubeVersion>,
+    known: impl Fn(&Operation) -> bool,
+) -> Option<&'o Operation> {
+    if in_progress
+        .iter()
+        .any(|o| o.target == *target && version_agrees(o, to))
+    {
+        return None;
+    }
+    in_progress.iter().find(|o| {
+        !known(o)
+            && !(matches!(target, OperationTarget::Node { .. })
+                && matches!(o.target, OperationTarget::Node { .. }))
+    })
+}
+
+fn version_agrees(op: &Operation, to: Option<&KubeVersion>) -> bool {
+    op.to_version
+        .as_deref()
+        .and_then(|v| KubeVersion::parse(v).ok())
+        .zip(to)
+        .is_none_or(|(v, to)| v.matches(to) || to.matches(&v))
 }
 
 /// An operation to drive.
@@ -87,13 +111,9 @@ impl RunContext<'_> {
             self.record_operation(&req.slot, Some(op.clone())).await?;
             (op.clone(), true)
         } else {
-            let blocking = req.in_progress.and_then(|ops| {
-                ops.iter().find(|o| {
-                    // Node upgrades of the same batch run side by side.
-                    !(matches!(req.target, OperationTarget::Node { .. })
-                        && matches!(o.target, OperationTarget::Node { .. }))
-                })
-            });
+            let blocking = req
+                .in_progress
+                .and_then(|ops| blocking(ops, &req.target, req.to, |_| false));
             if let Some(other) = blocking {
                 return Err(kup_core::Error::Busy {
                     message: format!(

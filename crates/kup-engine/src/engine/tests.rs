@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::journal::{MemoryJournalStore, NodePhase};
 use crate::lock::LocalLock;
 use crate::ops::{ClusterValidator, DrainOutcome, NodeOps, NodeState, PreflightRunner};
-use crate::options::EngineOptions;
+use crate::options::{EngineOptions, PoolOptions};
 
 fn v(s: &str) -> KubeVersion {
     KubeVersion::parse(s).unwrap()
@@ -89,10 +89,7 @@ impl UpgradeProvider for Fake {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            node_upgrade: true,
-            ..Capabilities::default()
-        }
+        Capabilities::new().with(|c| c.node_upgrade = true)
     }
 
     async fn cluster(&self) -> kup_core::Result<ClusterInfo> {
@@ -273,10 +270,13 @@ async fn plan(fake: &Fake) -> UpgradePlan {
 
 fn engine(fake: &Fake, max_unavailable: &str, policy: StuckDrainPolicy) -> Engine {
     let options = EngineOptions {
-        pool_defaults: NodePoolOptions {
-            max_unavailable: Some(max_unavailable.into()),
+        pool_defaults: PoolOptions {
+            provider: NodePoolOptions {
+                max_unavailable: Some(max_unavailable.into()),
+                ..NodePoolOptions::default()
+            },
             on_stuck_drain: policy,
-            ..NodePoolOptions::default()
+            ..PoolOptions::default()
         },
         polling: crate::backoff::BackoffPolicy::fast(),
         ..EngineOptions::default()

@@ -299,6 +299,14 @@ impl Journal {
             })
     }
 
+    /// Whether this journal's run of `plan` is over with nothing left to retry: it succeeded
+    /// and left no node cordoned after a stuck drain. Running the plan again does nothing.
+    pub fn completes(&self, plan: &UpgradePlan) -> bool {
+        self.plan_id == plan.id
+            && self.state == RunState::Succeeded
+            && self.left_cordoned().next().is_none()
+    }
+
     /// Nodes left cordoned on purpose.
     pub fn left_cordoned(&self) -> impl Iterator<Item = &NodeRecord> {
         self.nodes

@@ -412,6 +412,15 @@ impl ClusterLock for LeaseLock {
         format!("lease {}", self.lease_ref())
     }
 
+    fn held_error(&self, _cluster: &str, info: LockInfo) -> Error {
+        Error::LockHeld {
+            cluster: self.cluster.clone(),
+            holder: info.holder,
+            lease: self.lease_ref(),
+            expires_at: info.expires_at,
+        }
+    }
+
     fn identity(&self) -> &str {
         &self.holder
     }

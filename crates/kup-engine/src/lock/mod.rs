@@ -42,6 +42,17 @@ pub trait ClusterLock: Send + Sync + std::fmt::Debug {
     /// Who holds it now, changing nothing (dry runs).
     async fn holder(&self) -> Result<Option<LockInfo>>;
 
+    /// The error [`ClusterLock::acquire`] answers while `info`'s holder has the lock; a run
+    /// checks [`ClusterLock::holder`] first so that a refused run writes nothing at all.
+    fn held_error(&self, cluster: &str, info: LockInfo) -> crate::Error {
+        crate::Error::LockHeld {
+            cluster: cluster.to_string(),
+            holder: info.holder,
+            lease: self.describe(),
+            expires_at: info.expires_at,
+        }
+    }
+
     /// What the lock is (`lease kube-system/kup-upgrade-prod`).
     fn describe(&self) -> String;
 

@@ -13,14 +13,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kup_core::{
-    EventSink, KubeVersion, NodePool, NodePoolOptions, PlanOptions, PlanRequest, PoolManagement,
-    UpgradePlan, UpgradeProvider,
+    EventSink, KubeVersion, NodePool, PlanOptions, PlanRequest, PoolManagement, UpgradePlan,
+    UpgradeProvider,
 };
 use kup_engine::backoff::BackoffPolicy;
 use kup_engine::journal::{Journal, JournalStore, MemoryJournalStore};
 use kup_engine::lock::{LeaseLock, LeaseSettings};
 use kup_engine::{
-    DrainOutcome, Engine, EngineOptions, KubeCluster, NodeOps, NodeState, RunReport, StepTimeouts,
+    DrainOutcome, Engine, EngineOptions, KubeCluster, NodeOps, NodeState, PoolOptions, RunReport,
+    StepTimeouts,
 };
 use kup_kube::drain::{DrainOptions, DrainReport};
 use kup_kube::validate::ValidationOptions;
@@ -56,9 +57,9 @@ pub fn fast_options() -> EngineOptions {
     };
     EngineOptions {
         drain: DrainOptions::default(),
-        pool_defaults: NodePoolOptions {
+        pool_defaults: PoolOptions {
             drain_timeout: Some(Duration::from_secs(30)),
-            ..NodePoolOptions::default()
+            ..PoolOptions::default()
         },
         validation: validation.clone(),
         gate: validation,

@@ -161,17 +161,14 @@ impl SimProvider {
 
     /// What a cloud provider with kup-rolled pools declares.
     pub fn capabilities(max_jump: Option<u32>) -> Capabilities {
-        Capabilities {
-            max_kubelet_skew: 3,
-            max_node_pool_minor_jump: max_jump,
-            control_plane_patch_selectable: true,
-            node_pool_upgrade: true,
-            node_upgrade: true,
-            provider_drains_nodes: true,
-            managed_addons: true,
-            backup: BackupSupport::Required,
-            ..Capabilities::default()
-        }
+        Capabilities::new().with(|c| {
+            c.max_node_pool_minor_jump = max_jump;
+            c.node_pool_upgrade = true;
+            c.node_upgrade = true;
+            c.provider_drains_nodes = true;
+            c.managed_addons = true;
+            c.backup = BackupSupport::Required;
+        })
     }
 
     pub fn set_faults(&self, f: impl FnOnce(&mut ProviderFaults)) {
