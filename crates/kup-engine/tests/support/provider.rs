@@ -552,6 +552,11 @@ impl UpgradeProvider for SimProvider {
         let mut st = self.state.lock().unwrap();
         self.busy_check(&mut st, false)?;
         let cp = st.control_plane.clone().unwrap();
+        if to.minor_distance(&cp) > 0 {
+            st.violations.push(format!(
+                "control plane asked to move back from {cp} to {to}"
+            ));
+        }
         if to.minor_distance(&cp) > 0 || cp.minor_distance(to) > 1 {
             return Err(Error::precondition(format!(
                 "control plane at {cp} cannot move to {to}"
@@ -737,6 +742,15 @@ impl UpgradeProvider for SimProvider {
         self.settle();
         let mut st = self.state.lock().unwrap();
         self.busy_check(&mut st, false)?;
+        if let Some(installed) = st.addons.get(&upgrade.name)
+            && kup_core::addon_version_cmp(&upgrade.to, installed) == Some(std::cmp::Ordering::Less)
+        {
+            let moved_back = format!(
+                "add-on {} asked to move back from {installed} to {}",
+                upgrade.name, upgrade.to
+            );
+            st.violations.push(moved_back);
+        }
         Ok(self.new_op(
             &mut st,
             OperationTarget::Addon {
