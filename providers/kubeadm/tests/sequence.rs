@@ -402,7 +402,7 @@ async fn three_control_planes_and_four_workers_across_two_minors() {
             assert!(
                 seen.iter().any(|s| matches!(s,
                     OperationStatus::Running { message: Some(m), progress: Some(f) }
-                        if m.starts_with(&format!("{cp}: at {to}")) && (*f - (i + 1) as f32 / 3.0).abs() < 1e-6)),
+                        if m.starts_with(&format!("{cp}: done ({}/3 control-plane nodes at {to})", i + 1)) && (*f - (i + 1) as f32 / 3.0).abs() < 1e-6)),
                 "{cp} reported done with its progress: {seen:?}"
             );
         }

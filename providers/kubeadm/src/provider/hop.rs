@@ -690,11 +690,7 @@ impl KubeadmProvider {
                         let count = done.iter().filter(|d| **d).count();
                         Ok(OperationStatus::Running {
                             progress: hop.progress(count),
-                            message: Some(format!(
-                                "{node}: at {} ({})",
-                                hop.id.to,
-                                hop.tally(count)
-                            )),
+                            message: Some(format!("{node}: done ({})", hop.tally(count))),
                         })
                     }
                     Err(e) => {
