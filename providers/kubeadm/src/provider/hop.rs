@@ -134,7 +134,7 @@ impl Hop {
         let backup_json = serde_json::to_string(&backup).map_err(|e| {
             Error::Precondition(format!("cannot record the backup in the operation: {e}"))
         })?;
-        let op = Operation::new(
+        let mut op = Operation::new(
             ProviderKind::Kubeadm,
             id.to_string(),
             OperationTarget::ControlPlane,
@@ -142,7 +142,6 @@ impl Hop {
         .with_version(&id.to)
         .with_handle(NODES_HANDLE, nodes.join(","))
         .with_handle(BACKUP_HANDLE, backup_json);
-        let mut op = op;
         op.started_at = Some(jiff::Timestamp::now());
         Ok(Self {
             id,
