@@ -12,10 +12,13 @@
 //!
 //! Real nodes: pass an inventory (and use the current kubeconfig). It prints the cluster, the
 //! offered versions and the pre-flight findings for the target; it changes nothing unless
-//! `--yes` is given, and then only backs up etcd and moves the control plane one hop.
+//! `--yes` is given, and then only backs up etcd and moves the control plane one hop, printing
+//! its progress node by node. `KUP_KUBEADM_RELEASE_URL` / `KUP_KUBEADM_VERSIONS_FILE` point
+//! it at a mirror of the release markers or an offline version list.
 //!
 //! ```text
-//! cargo run -p kup-kubeadm --example kubeadm -- --inventory nodes.yaml --target 1.31 [--yes]
+//! cargo run -p kup-kubeadm --example kubeadm -- --inventory nodes.yaml --target 1.31 \
+//!     [--drain-timeout-secs 600] [--yes]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,13 +26,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kup_core::{BackupOptions, ControlPlaneOptions, KubeVersion, OperationStatus, UpgradeProvider};
+use kup_core::{
+    BackupOptions, ControlPlaneOptions, KubeVersion, Operation, OperationStatus, UpgradeProvider,
+};
 use kup_kube::drain::{DrainOptions, Drainer};
-use kup_kubeadm::drain::KubeDrain;
 use kup_kubeadm::exec::LocalExecutor;
 use kup_kubeadm::inventory::Inventory;
 use kup_kubeadm::versions::ReleaseSettings;
-use kup_kubeadm::{KubeadmProvider, KubeadmSettings};
+use kup_kubeadm::{KubeadmBuilder, KubeadmProvider, KubeadmSettings};
 use kup_mocks::k8s::{Node, Scenario, SimConfig, Simulator};
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -47,9 +51,14 @@ async fn main() -> Res<()> {
     };
     match flag("--inventory") {
         Some(inv) => {
+            let drain_timeout = match flag("--drain-timeout-secs") {
+                Some(s) => Some(Duration::from_secs(s.parse()?)),
+                None => None,
+            };
             real(
                 PathBuf::from(inv),
                 flag("--target"),
+                drain_timeout,
                 args.iter().any(|a| a == "--yes"),
             )
             .await
@@ -58,18 +67,39 @@ async fn main() -> Res<()> {
     }
 }
 
-async fn real(inventory: PathBuf, target: Option<String>, yes: bool) -> Res<()> {
-    let inventory = Inventory::load(&inventory)?;
-    let client = kube::Client::try_default().await?;
-    let drain = KubeDrain::new(
-        Drainer::new(client.clone()),
-        DrainOptions {
-            timeout: Some(Duration::from_secs(900)),
+/// Polls a control-plane hop until it ends, printing each change (`cp-2: draining (1/3 …)`).
+async fn wait_for(provider: &KubeadmProvider, op: &Operation) -> Res<()> {
+    let mut last = String::new();
+    loop {
+        let status = provider.poll(op).await?;
+        let text = status.to_string();
+        if text != last {
+            println!("control plane: {text}");
+            last = text;
+        }
+        if status.is_terminal() {
+            status.into_result(op)?;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn real(
+    inventory: PathBuf,
+    target: Option<String>,
+    drain_timeout: Option<Duration>,
+    yes: bool,
+) -> Res<()> {
+    let provider = KubeadmBuilder::from_env()
+        .inventory_file(inventory)
+        .kube_config(kube::Config::infer().await?)
+        .drain_options(DrainOptions {
+            timeout: drain_timeout,
             ..DrainOptions::default()
-        },
-    );
-    let provider = KubeadmProvider::new(inventory, client, KubeadmSettings::default())?
-        .with_drain(Arc::new(drain));
+        })
+        .build()
+        .await?;
     let info = provider.cluster().await?;
     println!("{}", serde_json::to_string_pretty(&info)?);
     for offer in provider.available_versions().await? {
@@ -95,7 +125,7 @@ async fn real(inventory: PathBuf, target: Option<String>, yes: bool) -> Res<()> 
         let op = provider
             .upgrade_control_plane(&hop, &ControlPlaneOptions::default())
             .await?;
-        println!("control plane: {}", provider.poll(&op).await?);
+        wait_for(&provider, &op).await?;
     }
     Ok(())
 }
@@ -222,14 +252,16 @@ async fn run_simulated(
     settings.etcd.kubelet_config = work.join("kubelet-config.yaml").display().to_string();
     let client = sim.client()?;
     let drainer = Drainer::new(client.clone());
-    let mut provider = KubeadmProvider::new(inventory, client, settings)?
-        .with_drain(Arc::new(KubeDrain::new(
-            drainer.clone(),
-            DrainOptions::default(),
-        )))
-        .with_events(Arc::new(|e: kup_core::Event| {
+    let mut provider = KubeadmBuilder::new()
+        .inventory(inventory)
+        .kube_client(client)
+        .settings(settings)
+        .drain_options(DrainOptions::default())
+        .events(Arc::new(|e: kup_core::Event| {
             println!("  event: {}", serde_json::to_string(&e).unwrap_or_default())
-        }));
+        }))
+        .build()
+        .await?;
     for node in cps.iter().chain(workers.iter()) {
         let exec = LocalExecutor::new(*node)
             .with_path_prefix(shims.display().to_string())
@@ -267,7 +299,7 @@ async fn run_simulated(
     let op = provider
         .upgrade_control_plane(&target, &ControlPlaneOptions::default())
         .await?;
-    println!("control plane: {}", provider.poll(&op).await?);
+    wait_for(&provider, &op).await?;
     for w in workers {
         drainer.cordon(w).await?;
         drainer

@@ -187,6 +187,68 @@ impl Error {
         }
     }
 
+    /// The provider code reported for this error in an operation's error list
+    /// ([`kup_core::ProviderErrorDetail::code`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidInput { .. } | Error::InventoryFile { .. } => "InvalidInput",
+            Error::Connect { .. } | Error::Spawn { .. } | Error::Copy { .. } => "NodeUnreachable",
+            Error::CommandFailed { .. } => "CommandFailed",
+            Error::CommandTimeout { .. } => "CommandTimeout",
+            Error::Io { .. } => "LocalIo",
+            Error::Http { .. } => "Http",
+            Error::UnexpectedOutput { .. } => "UnexpectedOutput",
+            Error::SnapshotVerification { .. } => "SnapshotVerification",
+            Error::Precondition(_) => "Precondition",
+            Error::WaitTimeout { .. } => "NodeNotReady",
+            Error::RestoreNotConfirmed { .. } => "RestoreNotConfirmed",
+            Error::ControlPlaneFailed { .. } => "KubeadmUpgradeFailed",
+            Error::Kube(_) => "KubernetesApi",
+            Error::Drain(_) => "DrainFailed",
+            Error::Core(_) => "Kup",
+        }
+    }
+
+    /// The error as an operation's error list: for a failed control-plane node, the node's
+    /// own error (its code, the node as resource) and the snapshot that can be restored.
+    pub fn details(&self) -> Vec<kup_core::ProviderErrorDetail> {
+        match self {
+            Error::ControlPlaneFailed {
+                node,
+                step,
+                source,
+                backup,
+            } => vec![
+                kup_core::ProviderErrorDetail {
+                    code: source.code().into(),
+                    message: format!(
+                        "upgrading the {step} of control-plane node {node} failed: {source}"
+                    ),
+                    resource_ids: vec![node.clone()],
+                },
+                kup_core::ProviderErrorDetail {
+                    code: "EtcdSnapshotAvailable".into(),
+                    message: format!(
+                        "verified etcd snapshot {} (id {}, revision {}, control plane {}) can \
+                         be restored",
+                        backup.location,
+                        backup.id,
+                        backup
+                            .revision
+                            .map_or_else(|| "unknown".to_string(), |r| r.to_string()),
+                        backup.control_plane
+                    ),
+                    resource_ids: vec![backup.location.clone()],
+                },
+            ],
+            other => vec![kup_core::ProviderErrorDetail {
+                code: other.code().into(),
+                message: other.to_string(),
+                resource_ids: Vec::new(),
+            }],
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
@@ -207,35 +269,15 @@ impl From<Error> for kup_core::Error {
                 message,
             },
             Error::Core(e) => e,
-            Error::ControlPlaneFailed {
-                node,
-                step,
-                source,
-                backup,
-            } => kup_core::Error::OperationFailed {
-                operation: format!("kubeadm control-plane upgrade ({step} of {node})"),
+            e @ Error::ControlPlaneFailed { .. } => kup_core::Error::OperationFailed {
+                operation: match &e {
+                    Error::ControlPlaneFailed { node, step, .. } => {
+                        format!("kubeadm control-plane upgrade ({step} of {node})")
+                    }
+                    _ => "kubeadm control-plane upgrade".into(),
+                },
                 cancelled: false,
-                errors: vec![
-                    kup_core::ProviderErrorDetail {
-                        code: "KubeadmUpgradeFailed".into(),
-                        message: source.to_string(),
-                        resource_ids: vec![node],
-                    },
-                    kup_core::ProviderErrorDetail {
-                        code: "EtcdSnapshotAvailable".into(),
-                        message: format!(
-                            "verified etcd snapshot {} (id {}, revision {}, control plane {}) can \
-                             be restored",
-                            backup.location,
-                            backup.id,
-                            backup
-                                .revision
-                                .map_or_else(|| "unknown".to_string(), |r| r.to_string()),
-                            backup.control_plane
-                        ),
-                        resource_ids: vec![backup.location.clone()],
-                    },
-                ],
+                errors: e.details(),
             },
             Error::Drain(e) => e.into(),
             Error::Precondition(message) => kup_core::Error::Precondition { message },

@@ -3,6 +3,9 @@
 //! 3 control-plane nodes and 4 workers move 1.30 → 1.31 → 1.32: once with the test playing the
 //! engine's part for workers (cordon, `upgrade_node`, poll, uncordon), once through kup's engine
 //! itself (backups, hops, worker batches, validation, and a resume after a failed node).
+//! The control-plane hop is polled node by node: progress `done/total`, a fresh provider
+//! re-attaching mid-node from the operation's JSON, a failed node's error list, and an engine
+//! cancelled between two nodes and resumed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -12,14 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kup_core::{
-    BackupOptions, ControlPlaneOptions, ErrorCategory, KubeVersion, OperationStatus,
-    UpgradeProvider,
+    BackupOptions, ControlPlaneOptions, ErrorCategory, Event, KubeVersion, Operation,
+    OperationStatus, UpgradeProvider,
 };
 use kup_kube::drain::{DrainOptions, Drainer};
-use kup_kubeadm::drain::KubeDrain;
 use kup_kubeadm::inventory::Inventory;
 use kup_kubeadm::versions::ReleaseSettings;
-use kup_kubeadm::{KubeadmProvider, KubeadmSettings};
+use kup_kubeadm::{KubeadmBuilder, KubeadmProvider, KubeadmSettings};
 use kup_mocks::k8s::{Node, Scenario, SimConfig, SimHandle, Simulator};
 use serde_json::json;
 use support::{Etcd, Sshd, binary};
@@ -40,6 +42,25 @@ struct Lab {
     _releases: MockServer,
     work: tempfile::TempDir,
     etcdctl: PathBuf,
+    inventory: Inventory,
+    settings: KubeadmSettings,
+}
+
+impl Lab {
+    /// Another provider for the same cluster, as a new kup process would build it.
+    async fn fresh_provider(&self) -> KubeadmProvider {
+        KubeadmBuilder::new()
+            .inventory(self.inventory.clone())
+            .kube_client(self.sim.client().unwrap())
+            .settings(self.settings.clone())
+            .drain_options(DrainOptions {
+                timeout: Some(Duration::from_secs(120)),
+                ..DrainOptions::default()
+            })
+            .build()
+            .await
+            .unwrap()
+    }
 }
 
 fn v(s: &str) -> KubeVersion {
@@ -165,16 +186,17 @@ async fn lab() -> Option<Lab> {
     settings.etcd.local_tool = Some(etcdctl.clone());
     let client = sim.client().unwrap();
     let drainer = Drainer::new(client.clone());
-    let drain = KubeDrain::new(
-        drainer.clone(),
-        DrainOptions {
+    let provider = KubeadmBuilder::new()
+        .inventory(inventory.clone())
+        .kube_client(client)
+        .settings(settings.clone())
+        .drain_options(DrainOptions {
             timeout: Some(Duration::from_secs(120)),
             ..DrainOptions::default()
-        },
-    );
-    let provider = KubeadmProvider::new(inventory, client, settings)
-        .unwrap()
-        .with_drain(Arc::new(drain));
+        })
+        .build()
+        .await
+        .unwrap();
     Some(Lab {
         sim,
         sshd,
@@ -184,6 +206,8 @@ async fn lab() -> Option<Lab> {
         provider,
         drainer,
         etcdctl,
+        inventory,
+        settings,
     })
 }
 
@@ -254,6 +278,68 @@ fn apiserver_image(sim: &SimHandle, cp: &str) -> String {
         .to_string()
 }
 
+/// The `done` of a status message's `(done/total control-plane nodes at …)`.
+fn tally(status: &OperationStatus) -> Option<(usize, usize)> {
+    let OperationStatus::Running {
+        message: Some(m), ..
+    } = status
+    else {
+        return None;
+    };
+    let (_, rest) = m.rsplit_once('(')?;
+    let (done, rest) = rest.split_once('/')?;
+    let total = rest.split_whitespace().next()?;
+    Some((done.parse().ok()?, total.parse().ok()?))
+}
+
+/// The node a running status names (`cp-2: draining (…)`).
+fn running_node(status: &OperationStatus) -> Option<&str> {
+    match status {
+        OperationStatus::Running {
+            message: Some(m), ..
+        } => m.split_once(':').map(|(n, _)| n),
+        _ => None,
+    }
+}
+
+/// Polls `op` until it ends, calling `check` on every status; returns every status seen.
+async fn drive(
+    p: &KubeadmProvider,
+    op: &Operation,
+    mut check: impl FnMut(&OperationStatus),
+) -> Vec<OperationStatus> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let mut seen = Vec::new();
+    loop {
+        let status = p.poll(op).await.unwrap();
+        check(&status);
+        let terminal = status.is_terminal();
+        if seen.last() != Some(&status) {
+            seen.push(status);
+        }
+        if terminal {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{op} still running: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every `done` count in order, each once.
+fn tallies(seen: &[OperationStatus]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for (done, total) in seen.iter().filter_map(tally) {
+        assert_eq!(total, CPS.len());
+        if out.last() != Some(&done) {
+            out.push(done);
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_control_planes_and_four_workers_across_two_minors() {
     let Some(lab) = lab().await else { return };
@@ -278,6 +364,7 @@ async fn three_control_planes_and_four_workers_across_two_minors() {
             p.cluster().await.unwrap().control_plane
         );
         let before: Vec<usize> = CPS.iter().map(|cp| lab.sshd.calls(cp).len()).collect();
+        let from = p.cluster().await.unwrap().control_plane;
         // A minor without a patch resolves through the stable marker.
         let minor = v(to).to_minor();
         let op = p
@@ -285,11 +372,40 @@ async fn three_control_planes_and_four_workers_across_two_minors() {
             .await
             .unwrap();
         assert_eq!(op.to_version.as_deref(), Some(to));
-        assert_eq!(
-            p.poll(&op).await.unwrap(),
-            OperationStatus::Succeeded,
-            "hop {hop}"
-        );
+        assert_eq!(op.id, format!("kubeadm-control-plane:lab:v{from}..v{to}"));
+        // The operation is what the journal stores: it must come back whole.
+        let op: Operation = serde_json::from_str(&serde_json::to_string(&op).unwrap()).unwrap();
+        let seen = drive(p, &op, |status| {
+            // One node at a time: while a node's step runs, later nodes are untouched and
+            // earlier ones are finished.
+            if let Some(node) = running_node(status) {
+                let i = CPS.iter().position(|cp| *cp == node).unwrap();
+                for (j, cp) in CPS.iter().enumerate().skip(i + 1) {
+                    assert!(
+                        calls_since(&lab.sshd, cp, before[j]).is_empty(),
+                        "{cp} touched while {node} runs ({status})"
+                    );
+                }
+                for (j, cp) in CPS.iter().enumerate().take(i) {
+                    assert_eq!(
+                        calls_since(&lab.sshd, cp, before[j]).len(),
+                        control_plane_calls(j == 0, to).len(),
+                        "{cp} unfinished while {node} runs ({status})"
+                    );
+                }
+            }
+        })
+        .await;
+        assert_eq!(seen.last(), Some(&OperationStatus::Succeeded), "hop {hop}");
+        assert_eq!(tallies(&seen), [0, 1, 2, 3], "hop {hop}: {seen:?}");
+        for (i, cp) in CPS.iter().enumerate() {
+            assert!(
+                seen.iter().any(|s| matches!(s,
+                    OperationStatus::Running { message: Some(m), progress: Some(f) }
+                        if m.starts_with(&format!("{cp}: done ({}/3 control-plane nodes at {to})", i + 1)) && (*f - (i + 1) as f32 / 3.0).abs() < 1e-6)),
+                "{cp} reported done with its progress: {seen:?}"
+            );
+        }
         for (i, cp) in CPS.iter().enumerate() {
             assert_eq!(
                 calls_since(&lab.sshd, cp, before[i]),
@@ -361,20 +477,38 @@ async fn failure_on_the_second_control_plane_node_stops_and_a_rerun_resumes() {
         "fail/upgrade-node",
         "[upgrade/apply] FATAL: couldn't upgrade control plane. kubeadm has tried to recover everything into the earlier state\n",
     );
-    let err = p
+    let op = p
         .upgrade_control_plane(&v("1.31.2"), &ControlPlaneOptions::default())
         .await
+        .unwrap();
+    let seen = drive(p, &op, |_| {}).await;
+    let Some(OperationStatus::Failed { errors }) = seen.last().cloned() else {
+        panic!("the hop should fail on cp-2: {seen:?}");
+    };
+    assert_eq!(tallies(&seen), [0, 1], "{seen:?}");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0].code, "CommandFailed");
+    assert_eq!(errors[0].resource_ids, ["cp-2"]);
+    assert!(
+        errors[0].message.contains("control-plane node cp-2")
+            && errors[0].message.contains("couldn't upgrade control plane"),
+        "{}",
+        errors[0].message
+    );
+    assert_eq!(errors[1].code, "EtcdSnapshotAvailable");
+    assert_eq!(errors[1].resource_ids, vec![backup.location.clone()]);
+    // The same provider keeps answering Failed for this operation.
+    assert_eq!(
+        p.poll(&op).await.unwrap(),
+        OperationStatus::Failed {
+            errors: errors.clone()
+        }
+    );
+    let err = OperationStatus::Failed { errors }
+        .into_result(&op)
         .unwrap_err();
     let text = err.to_string();
     assert_eq!(err.category(), ErrorCategory::OperationFailed, "{text}");
-    assert!(
-        text.contains("cp-2") && text.contains("couldn't upgrade control plane"),
-        "{text}"
-    );
-    assert!(
-        text.contains(&backup.location) && text.contains("EtcdSnapshotAvailable"),
-        "{text}"
-    );
     // cp-1 moved; cp-2 stopped at `kubeadm upgrade node` before its drain; cp-3 untouched.
     assert_eq!(
         apiserver_image(&lab.sim, "cp-1"),
@@ -399,7 +533,9 @@ async fn failure_on_the_second_control_plane_node_stops_and_a_rerun_resumes() {
         .upgrade_control_plane(&v("1.31.2"), &ControlPlaneOptions::default())
         .await
         .unwrap();
-    assert_eq!(p.poll(&op).await.unwrap(), OperationStatus::Succeeded);
+    let seen = drive(p, &op, |_| {}).await;
+    assert_eq!(seen.last(), Some(&OperationStatus::Succeeded));
+    assert_eq!(tallies(&seen), [1, 2, 3], "{seen:?}");
     assert!(calls_since(&lab.sshd, "cp-1", cp1_before).is_empty());
     assert_eq!(
         calls_since(&lab.sshd, "cp-2", cp2_before),
@@ -446,6 +582,17 @@ fn engine_for(
     kup_engine::Engine,
     Arc<kup_engine::journal::MemoryJournalStore>,
 ) {
+    let store = Arc::new(kup_engine::journal::MemoryJournalStore::default());
+    let engine = engine_with(lab, provider, store.clone(), Arc::new(kup_core::NoEvents));
+    (engine, store)
+}
+
+fn engine_with(
+    lab: &Lab,
+    provider: Arc<KubeadmProvider>,
+    store: Arc<kup_engine::journal::MemoryJournalStore>,
+    events: Arc<dyn kup_core::EventSink>,
+) -> kup_engine::Engine {
     use kup_engine::backoff::BackoffPolicy;
     use kup_kube::validate::ValidationOptions;
     let validation = ValidationOptions {
@@ -462,15 +609,14 @@ fn engine_for(
         helm_releases: false,
         ..kup_engine::EngineOptions::default()
     };
-    let store = Arc::new(kup_engine::journal::MemoryJournalStore::default());
-    let engine = kup_engine::Engine::builder(provider)
+    kup_engine::Engine::builder(provider)
         .kube(kup_engine::KubeCluster::from_config(lab.sim.client_config()).unwrap())
-        .journal(store.clone())
+        .journal(store)
         .lock(Arc::new(kup_engine::lock::LocalLock::new("lab")))
+        .events(events)
         .options(options)
         .build()
-        .unwrap();
-    (engine, store)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -565,4 +711,171 @@ async fn the_engine_upgrades_three_control_planes_and_four_workers_across_two_mi
     }
     let info = provider.cluster().await.unwrap();
     assert_eq!(info.api_servers, vec![v("1.32.1"); 3]);
+}
+
+fn applies(lab: &Lab) -> usize {
+    lab.sshd
+        .calls("cp-1")
+        .iter()
+        .filter(|c| c.starts_with("kubeadm upgrade apply"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_provider_re_attaches_mid_node_without_applying_again() {
+    let Some(mut lab) = lab().await else { return };
+    lab.provider
+        .backup(&BackupOptions::default())
+        .await
+        .unwrap();
+    // cp-2 is held inside `kubeadm upgrade node` until the test lets it go.
+    lab.sshd.set_state("cp-2", "block/upgrade-node", "");
+    let op = lab
+        .provider
+        .upgrade_control_plane(&v("1.31.2"), &ControlPlaneOptions::default())
+        .await
+        .unwrap();
+    let journaled = serde_json::to_string(&op).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = lab.provider.poll(&op).await.unwrap();
+        assert!(!status.is_terminal(), "{status}");
+        let held = lab
+            .sshd
+            .calls("cp-2")
+            .iter()
+            .any(|c| c == "kubeadm upgrade node");
+        if held && running_node(&status) == Some("cp-2") {
+            assert_eq!(tally(&status), Some((1, 3)), "{status}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(applies(&lab), 1);
+    assert!(lab.sshd.calls("cp-3").is_empty());
+
+    // The process dies mid-node: its provider (and the step it runs) is gone. A new process
+    // has only the journaled operation, and no verified backup in memory.
+    let fresh = lab.fresh_provider().await;
+    drop(std::mem::replace(&mut lab.provider, fresh));
+    std::fs::remove_file(lab.sshd.state_dir.join("cp-2/block/upgrade-node")).unwrap();
+    let op: Operation = serde_json::from_str(&journaled).unwrap();
+    let seen = drive(&lab.provider, &op, |_| {}).await;
+    assert_eq!(seen.last(), Some(&OperationStatus::Succeeded), "{seen:?}");
+    assert_eq!(
+        running_node(&seen[0]),
+        Some("cp-2"),
+        "re-attached at cp-2: {seen:?}"
+    );
+    assert_eq!(tallies(&seen), [1, 2, 3], "{seen:?}");
+    assert_eq!(applies(&lab), 1, "kubeadm upgrade apply ran once");
+    for cp in CPS {
+        assert_eq!(
+            apiserver_image(&lab.sim, cp),
+            "registry.k8s.io/kube-apiserver:v1.31.2"
+        );
+        let n = node_json(&lab.sim, cp);
+        assert_eq!(n["status"]["nodeInfo"]["kubeletVersion"], "v1.31.2", "{cp}");
+        let cordoned = n["spec"]["unschedulable"].as_bool().unwrap_or(false);
+        assert_eq!(cordoned, cp == "cp-3", "{cp}");
+        assert!(
+            n["metadata"]["annotations"]
+                .get("kubeadm.kup.dev/cordoned-for-upgrade")
+                .is_none(),
+            "{cp}"
+        );
+    }
+    assert_eq!(lab.sshd.calls("cp-3"), control_plane_calls(false, "1.31.2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_cancelled_between_control_plane_nodes_stops_and_resumes() {
+    let Some(lab) = lab().await else { return };
+    let provider = Arc::new(lab.fresh_provider().await);
+    let plan = kup_engine::planning::plan_for(provider.as_ref(), &v("1.31"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(plan.control_plane_hops().count(), 1, "{plan}");
+    let store = Arc::new(kup_engine::journal::MemoryJournalStore::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let progress = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let events = {
+        let cancel = cancel.clone();
+        let progress = progress.clone();
+        move |event: Event| {
+            if let Event::OperationProgress { status, .. } = event {
+                // The operator presses Ctrl-C the moment cp-1 is done.
+                if running_node(&status) == Some("cp-1") && tally(&status) == Some((1, 3)) {
+                    cancel.cancel();
+                }
+                progress.lock().unwrap().push(status);
+            }
+        }
+    };
+    let engine = engine_with(&lab, provider.clone(), store.clone(), Arc::new(events));
+    let err = engine.run(&plan, &cancel).await.unwrap_err();
+    assert_eq!(err.category(), ErrorCategory::Cancelled, "{err}");
+    assert_eq!(
+        tallies(&progress.lock().unwrap()),
+        [0, 1],
+        "{:?}",
+        progress.lock().unwrap()
+    );
+    assert_eq!(
+        apiserver_image(&lab.sim, "cp-1"),
+        "registry.k8s.io/kube-apiserver:v1.31.2"
+    );
+    assert_eq!(
+        node_json(&lab.sim, "cp-1")["status"]["nodeInfo"]["kubeletVersion"],
+        "v1.31.2"
+    );
+    for later in ["cp-2", "cp-3"] {
+        assert!(lab.sshd.calls(later).is_empty(), "{later} untouched");
+        assert!(
+            node_json(&lab.sim, later)["metadata"]["annotations"]
+                .get("kubeadm.kup.dev/cordoned-for-upgrade")
+                .is_none(),
+            "{later} not cordoned by kup"
+        );
+    }
+    assert_ne!(node_json(&lab.sim, "cp-2")["spec"]["unschedulable"], true);
+    assert!(WORKERS.iter().all(|w| lab.sshd.calls(w).is_empty()));
+    let journal = kup_engine::journal::JournalStore::load(store.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(journal.state.is_unfinished(), "{}", journal.to_table());
+    drop(engine);
+
+    // Resumed by a new process: a new provider and engine, the same journal.
+    let cp1_before = lab.sshd.calls("cp-1").len();
+    let resumed = Arc::new(lab.fresh_provider().await);
+    let engine = engine_with(&lab, resumed.clone(), store, Arc::new(kup_core::NoEvents));
+    let report = engine
+        .resume(&plan, &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("resume failed: {e}"));
+    assert_eq!(report.outcome, kup_core::Outcome::Succeeded);
+    assert!(
+        calls_since(&lab.sshd, "cp-1", cp1_before)
+            .iter()
+            .all(|c| !c.starts_with("kubeadm upgrade") && !c.contains("install")),
+        "cp-1 is not upgraded again"
+    );
+    assert_eq!(applies(&lab), 1);
+    for cp in ["cp-2", "cp-3"] {
+        assert_eq!(
+            lab.sshd.calls(cp),
+            control_plane_calls(false, "1.31.2"),
+            "{cp}"
+        );
+    }
+    for node in CPS.iter().chain(WORKERS.iter()) {
+        assert_eq!(
+            node_json(&lab.sim, node)["status"]["nodeInfo"]["kubeletVersion"],
+            "v1.31.2",
+            "{node}"
+        );
+    }
 }

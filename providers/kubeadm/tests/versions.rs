@@ -61,6 +61,7 @@ fn releases(server: &MockServer) -> Releases {
         packages_url: format!("{}/core:/stable:", server.uri()),
         timeout: Duration::from_secs(10),
         max_minors_ahead: 6,
+        ..ReleaseSettings::default()
     })
     .unwrap()
 }

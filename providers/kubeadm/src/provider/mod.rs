@@ -1,7 +1,10 @@
 //! [`KubeadmProvider`]: the [`UpgradeProvider`] for clusters built with kubeadm.
 
 mod backup;
+pub mod hop;
 mod sequence;
+
+pub use hop::{CORDONED_BY_KUP_ANNOTATION, HopId};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -88,13 +91,15 @@ mod secs {
 ///   control-plane node; [`UpgradeProvider::upgrade_control_plane`] refuses to start unless a
 ///   snapshot of the current control-plane version was verified by this provider value (or
 ///   adopted with [`KubeadmProvider::adopt_backup`]).
-/// * [`UpgradeProvider::upgrade_control_plane`] runs the whole control-plane hop
-///   synchronously: health checks, then per control-plane node kubeadm's package,
-///   `kubeadm upgrade apply` (first node) or `kubeadm upgrade node` (others), then **the
-///   provider** cordons and drains the node, moves kubelet and kubectl, waits until the node is
-///   Ready at the new version and uncordons it (a node cordoned before stays cordoned). The
-///   returned [`Operation`] is already finished; [`UpgradeProvider::poll`] reads the
-///   cluster's real state (each node's API server and kubelet versions) to confirm it.
+/// * [`UpgradeProvider::upgrade_control_plane`] checks the hop (one minor, verified snapshot,
+///   drain, health, etcd, package repositories) and starts it; it returns a running
+///   [`Operation`] that [`UpgradeProvider::poll`] advances one control-plane node at a time:
+///   kubeadm's package, `kubeadm upgrade apply` (first node) or `kubeadm upgrade node`
+///   (others), then **the provider** cordons and drains the node, moves kubelet and kubectl,
+///   waits until the node is Ready at the new version and uncordons it (a node cordoned
+///   before stays cordoned). Progress is reported as `done/total` nodes; a provider in a new
+///   process re-attaches from the operation's JSON. The invariants (where state lives, one
+///   node at a time, clean cancellation between nodes, crash-safe resume) are in [`hop`].
 /// * Workers: **the engine** cordons and drains each node (kup-kube), then calls
 ///   [`UpgradeProvider::upgrade_node`], which moves kubeadm, runs `kubeadm upgrade node`,
 ///   moves kubelet and kubectl and restarts the kubelet; the engine then waits for Ready and
@@ -113,6 +118,15 @@ pub struct KubeadmProvider {
     drain: Option<Arc<dyn NodeDrain>>,
     events: Arc<dyn EventSink>,
     restore_confirmation: Option<RestoreConfirmation>,
+    hop: Mutex<hop::HopSlot>,
+}
+
+impl Drop for KubeadmProvider {
+    // A step outliving its provider would hold SSH sessions nobody polls; stopping it is what
+    // a crash does, and the next poll of the operation resumes the node (see `hop.rs`).
+    fn drop(&mut self) {
+        self.hop.get_mut().abort();
+    }
 }
 
 impl std::fmt::Debug for KubeadmProvider {
@@ -148,6 +162,7 @@ impl KubeadmProvider {
             drain: None,
             events: Arc::new(NoEvents),
             restore_confirmation: None,
+            hop: Mutex::new(hop::HopSlot::default()),
         })
     }
 
@@ -303,7 +318,13 @@ impl KubeadmProvider {
             api_servers,
             node_pools,
             addons: Vec::new(),
-            in_progress: Vec::new(),
+            in_progress: self
+                .hop
+                .lock()
+                .await
+                .running_operation()
+                .into_iter()
+                .collect(),
             status: None,
         })
     }
@@ -317,7 +338,7 @@ impl KubeadmProvider {
         self.releases.stable_patch(to).await?.ok_or_else(|| {
             Error::Precondition(format!(
                 "no stable release of {to} is published at {}",
-                self.releases.settings().markers_url
+                self.releases.source()
             ))
         })
     }
@@ -340,27 +361,29 @@ impl UpgradeProvider for KubeadmProvider {
     ///   upgraded with a kubeadm of the same minor or one minor newer than the kubeadm that last
     ///   managed it ("kubeadm's skew against kubeadm"), and each pkgs.k8s.io repository holds
     ///   one minor, so every `kubeadm upgrade node` moves a node at most one minor;
-    /// * the control plane moves one minor per `kubeadm upgrade apply` (kubeadm refuses more);
-    /// * nodes are upgraded in place after kup drained them (`node_upgrade`), never through
-    ///   a provider pool upgrade;
-    /// * an etcd snapshot is required before every control-plane hop, and the control plane
-    ///   can be rolled back by restoring it (see [`crate::etcd::restore`]); workers cannot be
-    ///   rolled back by kup.
+    /// * the control plane moves one minor per `kubeadm upgrade apply` (kubeadm refuses more),
+    ///   to a patch kup chooses;
+    /// * control-plane nodes are cordoned, drained (with the drain options the provider was
+    ///   built with) and uncordoned **by the provider** inside the control-plane hop;
+    /// * workers are drained **by the engine** and upgraded in place with
+    ///   [`UpgradeProvider::upgrade_node`] (`node_upgrade`); there is no provider pool
+    ///   upgrade, so `provider_drains_nodes` (a pool upgrade draining its nodes) is false;
+    /// * an etcd snapshot is required before every control-plane hop.
+    // Field by field: the form that still compiles once `Capabilities` is non-exhaustive.
+    #[allow(clippy::field_reassign_with_default)]
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            max_kubelet_skew: 3,
-            max_node_pool_minor_jump: Some(1),
-            control_plane_patch_selectable: true,
-            node_pool_upgrade: false,
-            node_upgrade: true,
-            provider_drains_nodes: false,
-            managed_addons: false,
-            backup: BackupSupport::Required,
-            control_plane_rollback: true,
-            node_pool_rollback: false,
-            surge_upgrades: false,
-            blue_green_upgrades: false,
-        }
+        let mut caps = Capabilities::default();
+        caps.max_kubelet_skew = 3;
+        caps.max_node_pool_minor_jump = Some(1);
+        caps.control_plane_patch_selectable = true;
+        caps.node_pool_upgrade = false;
+        caps.node_upgrade = true;
+        caps.provider_drains_nodes = false;
+        caps.managed_addons = false;
+        caps.backup = BackupSupport::Required;
+        caps.surge_upgrades = false;
+        caps.blue_green_upgrades = false;
+        caps
     }
 
     async fn cluster(&self) -> kup_core::Result<ClusterInfo> {
@@ -377,7 +400,7 @@ impl UpgradeProvider for KubeadmProvider {
         to: &KubeVersion,
         opts: &ControlPlaneOptions,
     ) -> kup_core::Result<Operation> {
-        Ok(self.run_control_plane(to, opts).await?)
+        Ok(self.start_control_plane(to, opts).await?)
     }
 
     async fn upgrade_node(
@@ -417,41 +440,14 @@ impl UpgradeProvider for KubeadmProvider {
 
 impl KubeadmProvider {
     async fn poll_operation(&self, op: &Operation) -> Result<OperationStatus> {
+        if op.target == OperationTarget::ControlPlane {
+            return self.poll_hop(op).await;
+        }
         let Some(to) = op.to_version.as_deref() else {
             return Ok(OperationStatus::Succeeded);
         };
         let to = KubeVersion::parse(to)?;
         match &op.target {
-            OperationTarget::ControlPlane => {
-                let api = cluster_state::api_servers(&self.client).await?;
-                let nodes = cluster_state::nodes(&self.client).await?;
-                let mut waiting = Vec::new();
-                for n in &self.inventory.control_plane {
-                    let api_ok = api.get(&n.name).is_some_and(|v| *v == to);
-                    let state = nodes.get(&n.name);
-                    let kubelet_ok = state.is_some_and(|s| s.ready_at(&to));
-                    if !(api_ok && kubelet_ok) {
-                        waiting.push(format!(
-                            "{} (API server {}, kubelet {})",
-                            n.name,
-                            api.get(&n.name)
-                                .map_or("unknown".into(), ToString::to_string),
-                            state
-                                .and_then(|s| s.kubelet.as_ref())
-                                .map_or("unknown".into(), ToString::to_string)
-                        ));
-                    }
-                }
-                let total = self.inventory.control_plane.len();
-                if waiting.is_empty() {
-                    Ok(OperationStatus::Succeeded)
-                } else {
-                    Ok(OperationStatus::Running {
-                        progress: Some((total - waiting.len()) as f32 / total as f32),
-                        message: Some(format!("not yet at {to}: {}", waiting.join(", "))),
-                    })
-                }
-            }
             OperationTarget::Node { node } => {
                 let state = cluster_state::node(&self.client, node).await?;
                 if state.ready_at(&to) {

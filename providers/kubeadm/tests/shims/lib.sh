@@ -37,3 +37,10 @@ repo_has_minor() {
   file="$(cat "$STATE/repo-file" 2>/dev/null)"
   [ -n "$file" ] && grep -q "/v$(minor_of "$1")/" "$file"
 }
+
+# wait_while NAME: blocks while $STATE/block/NAME exists (a test holds a node mid-step).
+wait_while() {
+  while [ -f "$STATE/block/$1" ]; do
+    sleep 0.1
+  done
+}
