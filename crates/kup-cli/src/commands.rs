@@ -252,7 +252,7 @@ pub fn engine_options(run: &RunArgs) -> Result<EngineOptions> {
     if let Some(m) = &run.max_unavailable {
         kup_engine::parse_max_unavailable("--max-unavailable", m, 100)
             .map_err(|e| CliError::usage("--max-unavailable", e.to_string()))?;
-        o.pool_defaults.max_unavailable = Some(m.clone());
+        o.pool_defaults.provider.max_unavailable = Some(m.clone());
     }
     if let Some(d) = &run.drain_timeout {
         o.pool_defaults.drain_timeout = Some(output::parse_duration("--drain-timeout", d)?);

@@ -327,23 +327,25 @@ impl UpgradeProvider for EksProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
+        Capabilities::new().with(|c| {
             // EKS supports kubelets up to three minors behind the control plane (upstream).
-            max_kubelet_skew: 3,
-            // A managed node group moves to the control plane's minor, one minor at a time is
-            // not required; it may skip minors up to the control plane.
-            max_node_pool_minor_jump: None,
-            control_plane_patch_selectable: false,
-            node_pool_upgrade: true,
-            node_upgrade: false,
-            provider_drains_nodes: true,
-            managed_addons: true,
-            backup: BackupSupport::ProviderManaged,
-            control_plane_rollback: false,
-            node_pool_rollback: false,
-            surge_upgrades: true,
-            blue_green_upgrades: false,
-        }
+            c.max_kubelet_skew = 3;
+            // A managed node group may skip minors up to the control plane's.
+            c.max_node_pool_minor_jump = None;
+            // EKS takes a minor for the control plane and picks the patch itself.
+            c.control_plane_patch_selectable = false;
+            c.node_pool_upgrade = true;
+            // Managed node groups cordon and drain their nodes through the eviction API
+            // (`force` lets them evict past budgets).
+            c.provider_drains_nodes = true;
+            c.managed_addons = true;
+            c.backup = BackupSupport::ProviderManaged;
+            // UpdateNodegroupVersion takes neither a surge nor an unavailability setting
+            // (the node group's own updateConfig applies), nor a blue-green strategy.
+            c.surge_upgrades = false;
+            c.pool_max_unavailable = false;
+            c.blue_green_upgrades = false;
+        })
     }
 
     async fn cluster(&self) -> CoreResult<ClusterInfo> {

@@ -87,7 +87,7 @@ async fn versions_and_cluster_as_eks_reports_them() {
             ("vpc-cni", "v1.19.6-eksbuild.1")
         ]
     );
-    assert!(p.capabilities().provider_drains_nodes && !p.capabilities().control_plane_rollback);
+    assert!(p.capabilities().provider_drains_nodes && !p.capabilities().surge_upgrades);
 }
 
 #[tokio::test]

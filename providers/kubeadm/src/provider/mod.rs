@@ -370,20 +370,21 @@ impl UpgradeProvider for KubeadmProvider {
     ///   upgrade, so `provider_drains_nodes` (a pool upgrade draining its nodes) is false;
     /// * an etcd snapshot is required before every control-plane hop.
     // Field by field: the form that still compiles once `Capabilities` is non-exhaustive.
-    #[allow(clippy::field_reassign_with_default)]
     fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities::default();
-        caps.max_kubelet_skew = 3;
-        caps.max_node_pool_minor_jump = Some(1);
-        caps.control_plane_patch_selectable = true;
-        caps.node_pool_upgrade = false;
-        caps.node_upgrade = true;
-        caps.provider_drains_nodes = false;
-        caps.managed_addons = false;
-        caps.backup = BackupSupport::Required;
-        caps.surge_upgrades = false;
-        caps.blue_green_upgrades = false;
-        caps
+        Capabilities::new().with(|c| {
+            c.max_kubelet_skew = 3;
+            // kubeadm's packages move one minor per `kubeadm upgrade node`.
+            c.max_node_pool_minor_jump = Some(1);
+            c.control_plane_patch_selectable = true;
+            // Workers are drained by the engine, then upgraded in place one by one.
+            c.node_pool_upgrade = false;
+            c.node_upgrade = true;
+            // The control-plane hop drains each control-plane node itself, with the user's
+            // drain settings.
+            c.provider_drains_nodes = true;
+            c.managed_addons = false;
+            c.backup = BackupSupport::Required;
+        })
     }
 
     async fn cluster(&self) -> kup_core::Result<ClusterInfo> {
