@@ -28,8 +28,8 @@ use kup_core::{
     OperationStatus, OperationTarget, Outcome, PoolManagement, ProviderKind, StepAction,
     UpgradePlan, UpgradeProvider,
 };
-use kup_engine::Engine;
 use kup_engine::journal::{JournalStore, MemoryJournalStore, RunState};
+use kup_engine::{Engine, WouldDo};
 use proptest::prelude::*;
 use support::provider::SimProvider;
 use support::{Attempt, CrashStore, Harness, How, attempt, fast_options, memory, standard};
@@ -411,9 +411,39 @@ async fn running_a_finished_plan_again_is_a_no_op_reported_as_already_done() {
     }
     assert_eq!(lease_writes(), leases_before, "a no-op run took the lock");
 
+    let dry = engine.dry_run(&plan).await.unwrap();
+    assert!(dry.ok(), "{}", dry.to_table());
+    assert!(
+        dry.steps.iter().all(
+            |s| matches!(&s.would, WouldDo::Skip { reason } if reason.contains("already succeeded"))
+        ),
+        "{}",
+        dry.to_table()
+    );
+
     // With the journal gone, a fresh run of the same plan finds everything done: every change
-    // step is skipped, coredns is not moved back to v1.12.0.
+    // step is skipped, coredns is not moved back to v1.12.0. The dry run says the same, from
+    // the same rules.
     store.clear().await.unwrap();
+    let dry = engine.dry_run(&plan).await.unwrap();
+    for step in &dry.steps {
+        if plan
+            .step(step.index)
+            .is_some_and(|p| p.action.changes_cluster())
+        {
+            assert!(
+                matches!(step.would, WouldDo::Skip { .. }),
+                "{}",
+                dry.to_table()
+            );
+        }
+    }
+    assert!(
+        dry.steps.iter().any(|s| matches!(&s.would,
+            WouldDo::Skip { reason } if reason.contains("v1.12.1, past v1.12.0"))),
+        "{}",
+        dry.to_table()
+    );
     let fresh = engine.run(&plan, &CancellationToken::new()).await.unwrap();
     assert_eq!(fresh.outcome, Outcome::Succeeded);
     for step in fresh.steps.iter().filter(|s| {
