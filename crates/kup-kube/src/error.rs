@@ -1,5 +1,10 @@
 //! The error type of kup-kube.
 
+use kup_core::ErrorCategory;
+
+use crate::kube_error;
+use crate::retry::{RetryHint, Retryable};
+
 /// A specialised `Result` for kup-kube.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -121,15 +126,39 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The category a caller can act on; the same as that of the [`kup_core::Error`] this
+    /// converts into.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Kube(e) => kube_error::category(e),
+            Error::InvalidInput { .. } | Error::ReadFile { .. } => ErrorCategory::InvalidInput,
+            Error::Timeout { .. } | Error::DrainTimedOut { .. } => ErrorCategory::Timeout,
+            Error::NodeNotFound { .. } => ErrorCategory::NotFound,
+            Error::NodeConflict { .. } => ErrorCategory::Conflict,
+            Error::DrainRefused { .. } | Error::MultiplePodDisruptionBudgets { .. } => {
+                ErrorCategory::Precondition
+            }
+            Error::PodRemovalFailed { code, .. } => kube_error::classify_code(*code).category,
+        }
+    }
+}
+
+impl Retryable for Error {
+    /// Kubernetes answers by the classifier; kup's own verdicts (refusals, deadlines,
+    /// conflicts that were already re-read) are final.
+    fn retry_hint(&self) -> RetryHint {
+        match self {
+            Error::Kube(e) => e.retry_hint(),
+            _ => RetryHint::Stop,
+        }
+    }
+}
+
 impl From<Error> for kup_core::Error {
     fn from(err: Error) -> Self {
         match err {
-            Error::Kube(e) => kup_core::Error::Provider {
-                provider: kup_core::ProviderKind::Other("kubernetes".into()),
-                code: None,
-                message: e.to_string(),
-                retryable: false,
-            },
+            Error::Kube(e) => kube_error::to_core_error(e),
             Error::InvalidInput { field, message } => {
                 kup_core::Error::InvalidInput { field, message }
             }
@@ -155,15 +184,37 @@ impl From<Error> for kup_core::Error {
                 let what = e.to_string();
                 kup_core::Error::Timeout { what, after }
             }
-            e @ Error::PodRemovalFailed { code: 403, .. } => kup_core::Error::PermissionDenied {
-                message: e.to_string(),
-            },
-            e @ Error::PodRemovalFailed { code, .. } => kup_core::Error::Provider {
-                provider: kup_core::ProviderKind::Other("kubernetes".into()),
-                code: (code > 0).then(|| format!("HTTP {code}")),
-                message: e.to_string(),
-                retryable: code == 0 || code == 429 || code >= 500,
-            },
+            e @ Error::PodRemovalFailed { code, .. } => {
+                let class = kube_error::classify_code(code);
+                let pod = match &e {
+                    Error::PodRemovalFailed { pod, .. } => {
+                        format!("{}/{}", pod.namespace, pod.name)
+                    }
+                    _ => String::new(),
+                };
+                let message = e.to_string();
+                match class.category {
+                    ErrorCategory::PermissionDenied => {
+                        kup_core::Error::PermissionDenied { message }
+                    }
+                    ErrorCategory::InvalidInput => kup_core::Error::InvalidInput {
+                        field: "pod removal".into(),
+                        message,
+                    },
+                    ErrorCategory::NotFound => kup_core::Error::NotFound {
+                        kind: "pod".into(),
+                        name: pod,
+                        scope: None,
+                    },
+                    ErrorCategory::Conflict => kup_core::Error::Conflict { message },
+                    _ => kup_core::Error::provider(
+                        kube_error::kubernetes_provider(),
+                        (code > 0).then(|| format!("HTTP {code}")),
+                        message,
+                        class.retryable,
+                    ),
+                }
+            }
         }
     }
 }

@@ -762,6 +762,7 @@ impl UpgradeProvider for SimProvider {
                 code: Some("ThrottlingException".into()),
                 message: "Rate exceeded".into(),
                 retryable: true,
+                source: None,
             });
         }
         st.ops
