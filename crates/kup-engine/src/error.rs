@@ -3,6 +3,8 @@
 use std::fmt;
 
 use kup_core::{ErrorCategory, Finding};
+use kup_kube::kube_error;
+use kup_kube::retry::{RetryHint, Retryable};
 
 /// A specialised `Result` for kup-engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -145,8 +147,8 @@ impl Error {
     pub fn category(&self) -> ErrorCategory {
         match self {
             Self::Core(e) => e.category(),
-            Self::Kube(e) => kube_category(e),
-            Self::Api { source, .. } => api_category(source),
+            Self::Kube(e) => e.category(),
+            Self::Api { source, .. } => kube_error::category(source),
             Self::InvalidInput { .. } => ErrorCategory::InvalidInput,
             Self::PreflightBlocked { .. }
             | Self::ResumeRefused { .. }
@@ -181,61 +183,26 @@ impl Error {
             message: message.into(),
         }
     }
+}
 
-    /// Whether retrying the same call soon may succeed (throttling, 5xx, dropped connections).
-    pub(crate) fn is_transient(&self) -> bool {
+impl Retryable for Error {
+    /// Kubernetes answers by kup-kube's classifier, provider errors by their retryable bit;
+    /// the engine's own verdicts (lock held, journal conflict, blockers) are final.
+    fn retry_hint(&self) -> RetryHint {
         match self {
-            Self::Core(e) => core_transient(e),
-            Self::Api { source, .. } => api_transient(source),
-            Self::Kube(kup_kube::Error::Kube(e)) => api_transient(e),
-            _ => false,
+            Self::Core(e) => e.retry_hint(),
+            Self::Api { source, .. } => source.retry_hint(),
+            Self::Kube(e) => e.retry_hint(),
+            _ => RetryHint::Stop,
         }
     }
 }
 
 /// Provider errors worth retrying on reads and polls: throttling, 5xx, timeouts of one call.
-/// Busy and Conflict are answers to act on, not noise, so they are not retried here.
+/// Busy and Conflict are answers to act on, not noise, so they are not retried here. Kept
+/// for the operation poller; the rule itself is `Retryable for kup_core::Error`.
 pub(crate) fn core_transient(e: &kup_core::Error) -> bool {
-    matches!(
-        e.category(),
-        ErrorCategory::Provider | ErrorCategory::Timeout
-    ) && e.is_retryable()
-}
-
-/// Kubernetes API errors worth retrying: 429, 5xx and transport failures.
-pub(crate) fn api_transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
-}
-
-fn api_category(e: &kube::Error) -> ErrorCategory {
-    match e {
-        kube::Error::Api(s) if s.code == 404 => ErrorCategory::NotFound,
-        kube::Error::Api(s) if s.code == 409 => ErrorCategory::Conflict,
-        kube::Error::Api(s) if s.code == 401 || s.code == 403 => ErrorCategory::PermissionDenied,
-        _ => ErrorCategory::Provider,
-    }
-}
-
-fn kube_category(e: &kup_kube::Error) -> ErrorCategory {
-    match e {
-        kup_kube::Error::Kube(k) => api_category(k),
-        kup_kube::Error::InvalidInput { .. } | kup_kube::Error::ReadFile { .. } => {
-            ErrorCategory::InvalidInput
-        }
-        kup_kube::Error::Timeout { .. } | kup_kube::Error::DrainTimedOut { .. } => {
-            ErrorCategory::Timeout
-        }
-        kup_kube::Error::NodeNotFound { .. } => ErrorCategory::NotFound,
-        kup_kube::Error::NodeConflict { .. } => ErrorCategory::Conflict,
-        kup_kube::Error::DrainRefused { .. }
-        | kup_kube::Error::MultiplePodDisruptionBudgets { .. } => ErrorCategory::Precondition,
-        kup_kube::Error::PodRemovalFailed { code: 403, .. } => ErrorCategory::PermissionDenied,
-        _ => ErrorCategory::Provider,
-    }
+    e.retry_hint().is_retryable()
 }
 
 struct FindingList<'a>(&'a [Finding]);
@@ -305,6 +272,6 @@ mod tests {
             operation: Some("abc".into()),
         });
         assert_eq!(err.category(), ErrorCategory::Busy);
-        assert!(!err.is_transient());
+        assert_eq!(err.retry_hint(), RetryHint::Stop);
     }
 }
