@@ -274,4 +274,59 @@ mod tests {
         assert_eq!(err.category(), ErrorCategory::Busy);
         assert_eq!(err.retry_hint(), RetryHint::Stop);
     }
+
+    fn api(code: u16, reason: &str) -> kube::Error {
+        let mut status = kube::core::Status::failure("answer", reason);
+        status.code = code;
+        kube::Error::Api(status.boxed())
+    }
+
+    /// The situations every Kubernetes-facing crate must classify alike.
+    const SITUATIONS: [(u16, &str, ErrorCategory); 5] = [
+        (404, "NotFound", ErrorCategory::NotFound),
+        (409, "Conflict", ErrorCategory::Conflict),
+        (429, "TooManyRequests", ErrorCategory::Provider),
+        (503, "ServiceUnavailable", ErrorCategory::Provider),
+        (403, "Forbidden", ErrorCategory::PermissionDenied),
+    ];
+
+    #[test]
+    fn api_answers_have_the_classifiers_category_however_they_arrive() {
+        for (code, reason, category) in SITUATIONS {
+            let retryable = matches!(code, 429 | 503);
+            let direct = Error::api("reading lease", api(code, reason));
+            let via_kube = Error::from(kup_kube::Error::Kube(api(code, reason)));
+            let via_core = Error::from(kup_kube::kube_error::to_core_error(api(code, reason)));
+            for err in [direct, via_kube, via_core] {
+                assert_eq!(err.category(), category, "{code}: {err}");
+                assert_eq!(err.retry_hint().is_retryable(), retryable, "{code}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_engines_own_verdicts_are_not_retried() {
+        let conflict = Error::JournalConflict {
+            store: "configmap kube-system/kup-journal-prod".into(),
+        };
+        assert_eq!(conflict.category(), ErrorCategory::Conflict);
+        assert_eq!(conflict.retry_hint(), RetryHint::Stop);
+        let lost = Error::LockLost {
+            lease: "kube-system/kup-upgrade-prod".into(),
+            reason: "taken over".into(),
+        };
+        assert_eq!(lost.category(), ErrorCategory::Conflict);
+        assert_eq!(lost.retry_hint(), RetryHint::Stop);
+        let throttled = Error::from(kup_core::Error::provider(
+            kup_core::ProviderKind::Eks,
+            Some("ThrottlingException".into()),
+            "Rate exceeded",
+            true,
+        ));
+        assert!(core_transient(&kup_core::Error::Timeout {
+            what: "poll".into(),
+            after: std::time::Duration::from_secs(1),
+        }));
+        assert_eq!(throttled.retry_hint(), RetryHint::Retry);
+    }
 }

@@ -218,3 +218,137 @@ impl From<Error> for kup_core::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kube::core::Status;
+
+    use super::*;
+    use crate::drain::{DrainMethod, DrainReport, PodRef};
+
+    fn api(code: u16, reason: &str) -> kube::Error {
+        let mut status = Status::failure("answer", reason);
+        status.code = code;
+        kube::Error::Api(status.boxed())
+    }
+
+    /// The situations every Kubernetes-facing crate must classify alike.
+    const SITUATIONS: [(u16, &str, ErrorCategory); 5] = [
+        (404, "NotFound", ErrorCategory::NotFound),
+        (409, "Conflict", ErrorCategory::Conflict),
+        (429, "TooManyRequests", ErrorCategory::Provider),
+        (503, "ServiceUnavailable", ErrorCategory::Provider),
+        (403, "Forbidden", ErrorCategory::PermissionDenied),
+    ];
+
+    #[test]
+    fn api_answers_keep_the_classifiers_category() {
+        for (code, reason, category) in SITUATIONS {
+            let err = Error::Kube(api(code, reason));
+            assert_eq!(err.category(), category, "{code}");
+            assert_eq!(
+                err.retry_hint().is_retryable(),
+                matches!(code, 429 | 503),
+                "{code}"
+            );
+            assert_eq!(kup_core::Error::from(err).category(), category, "{code}");
+        }
+    }
+
+    fn pod() -> PodRef {
+        PodRef {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            uid: "u-1".into(),
+        }
+    }
+
+    fn removal(code: u16) -> Error {
+        Error::PodRemovalFailed {
+            pod: pod(),
+            method: DrainMethod::Eviction,
+            code,
+            message: "no".into(),
+            report: Box::default(),
+        }
+    }
+
+    #[test]
+    fn every_variant_converts_into_its_own_category() {
+        let variants = [
+            Error::Kube(api(422, "Invalid")),
+            Error::InvalidInput {
+                field: "timeout".into(),
+                message: "negative".into(),
+            },
+            Error::Timeout {
+                what: "node Ready".into(),
+                after: Duration::from_secs(1),
+            },
+            Error::ReadFile {
+                path: "m.yaml".into(),
+                source: std::io::Error::other("gone"),
+            },
+            Error::NodeNotFound { node: "n".into() },
+            Error::NodeConflict {
+                node: "n".into(),
+                attempts: 5,
+            },
+            Error::DrainRefused {
+                node: "n".into(),
+                refused: Vec::new(),
+                report: Box::default(),
+            },
+            Error::MultiplePodDisruptionBudgets {
+                pod: pod(),
+                pdbs: vec!["shop/a".into(), "shop/b".into()],
+                report: Box::<DrainReport>::default(),
+            },
+            Error::DrainTimedOut {
+                node: "n".into(),
+                after: Duration::from_secs(60),
+                blocked: Vec::new(),
+                remaining: vec![pod()],
+                report: Box::default(),
+            },
+            removal(0),
+            removal(400),
+            removal(403),
+            removal(404),
+            removal(409),
+            removal(429),
+            removal(500),
+        ];
+        let expected = [
+            ErrorCategory::InvalidInput,
+            ErrorCategory::InvalidInput,
+            ErrorCategory::Timeout,
+            ErrorCategory::InvalidInput,
+            ErrorCategory::NotFound,
+            ErrorCategory::Conflict,
+            ErrorCategory::Precondition,
+            ErrorCategory::Precondition,
+            ErrorCategory::Timeout,
+            ErrorCategory::Provider,
+            ErrorCategory::InvalidInput,
+            ErrorCategory::PermissionDenied,
+            ErrorCategory::NotFound,
+            ErrorCategory::Conflict,
+            ErrorCategory::Provider,
+            ErrorCategory::Provider,
+        ];
+        for (err, want) in variants.into_iter().zip(expected) {
+            let text = err.to_string();
+            assert_eq!(err.category(), want, "{text}");
+            assert_eq!(kup_core::Error::from(err).category(), want, "{text}");
+        }
+        let core = kup_core::Error::from(removal(0));
+        assert!(
+            core.is_retryable(),
+            "no answer at all may succeed next time"
+        );
+        assert!(!kup_core::Error::from(removal(400)).is_retryable());
+    }
+}
