@@ -20,7 +20,10 @@ pub enum Error {
     #[error(transparent)]
     Kube(#[from] kup_kube::Error),
     /// The Kubernetes API answered with an error or could not be reached.
-    #[error("Kubernetes API error while {action}: {source}")]
+    #[error(
+        "Kubernetes API error while {action}: {}",
+        kube_error::describe(source)
+    )]
     Api {
         /// What the engine was doing.
         action: String,

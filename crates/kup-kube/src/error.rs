@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The Kubernetes API answered with an error or could not be reached.
-    #[error("Kubernetes API error: {0}")]
+    #[error("Kubernetes API error: {}", kube_error::describe(.0))]
     Kube(#[from] kube::Error),
     /// An input field is wrong; nothing was sent to the cluster.
     #[error("invalid {field}: {message}")]

@@ -244,6 +244,16 @@ pub fn retry_after(err: &kube::Error) -> Option<Duration> {
     classify(err).retry_after
 }
 
+/// The error's text for messages: a TLS failure reads as the certificate problem it is (the
+/// CA bundle is not known here; see [`to_core_error_with_ca`]), everything else as kube
+/// words it.
+pub fn describe(err: &kube::Error) -> String {
+    match classify(err).kind {
+        KubeErrorKind::Certificate => certificate_message(err, None),
+        _ => err.to_string(),
+    }
+}
+
 /// The category of a `kube::Error`.
 pub fn category(err: &kube::Error) -> ErrorCategory {
     classify(err).category
@@ -634,6 +644,13 @@ mod tests {
         assert!(text.contains("certificate"), "{text}");
         assert!(text.contains("UnknownIssuer"), "{text}");
         assert!(text.contains("/etc/kubernetes/pki/ca.crt"), "{text}");
+        assert!(
+            describe(&transport(Io::new(
+                ErrorKind::InvalidData,
+                rustls::Error::DecryptError
+            )))
+            .contains("TLS certificate problem")
+        );
         let unknown = to_core_error(transport(Io::new(
             ErrorKind::InvalidData,
             rustls::Error::NoCertificatesPresented,

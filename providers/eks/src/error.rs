@@ -54,7 +54,7 @@ pub enum Error {
         field: &'static str,
     },
     /// A Kubernetes API call failed (node inventory for pre-flight).
-    #[error("kubernetes API: {0}")]
+    #[error("kubernetes API: {}", kube_error::describe(.0))]
     Kube(#[from] kube::Error),
 }
 

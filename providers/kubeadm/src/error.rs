@@ -169,7 +169,7 @@ pub enum Error {
         backup: Box<kup_core::BackupRecord>,
     },
     /// The Kubernetes API answered with an error.
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", kube_error::describe(.0))]
     Kube(#[from] kube::Error),
     /// A drain failed (the node stays cordoned; the error names the pods and budgets).
     #[error(transparent)]
