@@ -201,7 +201,7 @@ fn transport_kind(err: &kube::Error) -> KubeErrorKind {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
             || e.downcast_ref::<kube::Error>()
                 .is_some_and(|k| matches!(k, kube::Error::HyperError(h) if h.is_timeout()))
-            || e.to_string().contains("deadline has elapsed")
+            || e.is::<tokio::time::error::Elapsed>()
     });
     if timed_out {
         KubeErrorKind::Timeout
@@ -625,6 +625,19 @@ mod tests {
         // A timeout wrapped twice is still found.
         let nested = transport(Io::other(Io::new(ErrorKind::TimedOut, "read timed out")));
         assert_eq!(classify(&nested).kind, KubeErrorKind::Timeout);
+        let elapsed = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                tokio::time::timeout(Duration::from_millis(1), std::future::pending::<()>()).await
+            })
+            .expect_err("times out");
+        assert_eq!(
+            classify(&kube::Error::Service(Box::new(elapsed))).kind,
+            KubeErrorKind::Timeout
+        );
         assert_eq!(to_core_error(refused).category(), ErrorCategory::Provider);
     }
 
