@@ -11,6 +11,9 @@ use crate::provider::ProviderKind;
 /// A specialised `Result` for kup.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The underlying error an [`Error::Provider`] keeps as its source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What a caller can do about an [`Error`]: the category decides exit codes, retries and
 /// whether a run may be resumed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -236,6 +239,10 @@ pub enum Error {
         message: String,
         /// Whether retrying the same call may succeed (throttling, 5xx, connection reset).
         retryable: bool,
+        /// The SDK's, client's or transport's own error, kept so that
+        /// [`std::error::Error::source`] walks down to the root cause.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The run was cancelled.
     #[error("cancelled: {reason}")]
@@ -287,6 +294,44 @@ impl Error {
         Self::NotSupported {
             provider,
             operation: operation.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Provider`] without a source (add one with
+    /// [`Error::with_source`]).
+    pub fn provider(
+        provider: ProviderKind,
+        code: Option<String>,
+        message: impl Into<String>,
+        retryable: bool,
+    ) -> Self {
+        Self::Provider {
+            provider,
+            code,
+            message: message.into(),
+            retryable,
+            source: None,
+        }
+    }
+
+    /// Keeps `cause` as the source of an [`Error::Provider`]; other variants are returned
+    /// unchanged (their messages already say what happened).
+    pub fn with_source(self, cause: impl Into<BoxError>) -> Self {
+        match self {
+            Self::Provider {
+                provider,
+                code,
+                message,
+                retryable,
+                ..
+            } => Self::Provider {
+                provider,
+                code,
+                message,
+                retryable,
+                source: Some(cause.into()),
+            },
+            other => other,
         }
     }
 
@@ -382,12 +427,17 @@ mod tests {
             code: Some("ThrottlingException".into()),
             message: "Rate exceeded".into(),
             retryable: true,
+            source: None,
         };
         assert!(throttled.is_retryable());
         assert_eq!(
             throttled.to_string(),
             "EKS error ThrottlingException: Rate exceeded"
         );
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let wrapped = Error::provider(ProviderKind::Kubeadm, None, "ssh", true).with_source(io);
+        let source = std::error::Error::source(&wrapped).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("reset by peer"));
         let unknown = Error::Plan(PlanError::UnknownPool {
             pool: "gpu".into(),
             known: "a, b".into(),

@@ -28,7 +28,7 @@ pub use cluster::{
     Addon, AddonUpgrade, AvailableVersion, ClusterInfo, NodePool, PoolManagement, SupportStatus,
     VersionScope, addon_version_cmp,
 };
-pub use error::{Error, ErrorCategory, PlanError, Result};
+pub use error::{BoxError, Error, ErrorCategory, PlanError, Result};
 pub use event::{Event, EventSink, NoEvents, Outcome, TimedEvent};
 pub use finding::{Finding, ObjectRef, Severity};
 pub use operation::{Operation, OperationStatus, OperationTarget, ProviderErrorDetail};

@@ -3,6 +3,8 @@
 use std::fmt;
 
 use kup_core::{ErrorCategory, Finding};
+use kup_kube::kube_error;
+use kup_kube::retry::{RetryHint, Retryable};
 
 /// A specialised `Result` for kup-engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -18,7 +20,10 @@ pub enum Error {
     #[error(transparent)]
     Kube(#[from] kup_kube::Error),
     /// The Kubernetes API answered with an error or could not be reached.
-    #[error("Kubernetes API error while {action}: {source}")]
+    #[error(
+        "Kubernetes API error while {action}: {}",
+        kube_error::describe(source)
+    )]
     Api {
         /// What the engine was doing.
         action: String,
@@ -145,8 +150,8 @@ impl Error {
     pub fn category(&self) -> ErrorCategory {
         match self {
             Self::Core(e) => e.category(),
-            Self::Kube(e) => kube_category(e),
-            Self::Api { source, .. } => api_category(source),
+            Self::Kube(e) => e.category(),
+            Self::Api { source, .. } => kube_error::category(source),
             Self::InvalidInput { .. } => ErrorCategory::InvalidInput,
             Self::PreflightBlocked { .. }
             | Self::ResumeRefused { .. }
@@ -181,61 +186,26 @@ impl Error {
             message: message.into(),
         }
     }
+}
 
-    /// Whether retrying the same call soon may succeed (throttling, 5xx, dropped connections).
-    pub(crate) fn is_transient(&self) -> bool {
+impl Retryable for Error {
+    /// Kubernetes answers by kup-kube's classifier, provider errors by their retryable bit;
+    /// the engine's own verdicts (lock held, journal conflict, blockers) are final.
+    fn retry_hint(&self) -> RetryHint {
         match self {
-            Self::Core(e) => core_transient(e),
-            Self::Api { source, .. } => api_transient(source),
-            Self::Kube(kup_kube::Error::Kube(e)) => api_transient(e),
-            _ => false,
+            Self::Core(e) => e.retry_hint(),
+            Self::Api { source, .. } => source.retry_hint(),
+            Self::Kube(e) => e.retry_hint(),
+            _ => RetryHint::Stop,
         }
     }
 }
 
 /// Provider errors worth retrying on reads and polls: throttling, 5xx, timeouts of one call.
-/// Busy and Conflict are answers to act on, not noise, so they are not retried here.
+/// Busy and Conflict are answers to act on, not noise, so they are not retried here. Kept
+/// for the operation poller; the rule itself is `Retryable for kup_core::Error`.
 pub(crate) fn core_transient(e: &kup_core::Error) -> bool {
-    matches!(
-        e.category(),
-        ErrorCategory::Provider | ErrorCategory::Timeout
-    ) && e.is_retryable()
-}
-
-/// Kubernetes API errors worth retrying: 429, 5xx and transport failures.
-pub(crate) fn api_transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
-}
-
-fn api_category(e: &kube::Error) -> ErrorCategory {
-    match e {
-        kube::Error::Api(s) if s.code == 404 => ErrorCategory::NotFound,
-        kube::Error::Api(s) if s.code == 409 => ErrorCategory::Conflict,
-        kube::Error::Api(s) if s.code == 401 || s.code == 403 => ErrorCategory::PermissionDenied,
-        _ => ErrorCategory::Provider,
-    }
-}
-
-fn kube_category(e: &kup_kube::Error) -> ErrorCategory {
-    match e {
-        kup_kube::Error::Kube(k) => api_category(k),
-        kup_kube::Error::InvalidInput { .. } | kup_kube::Error::ReadFile { .. } => {
-            ErrorCategory::InvalidInput
-        }
-        kup_kube::Error::Timeout { .. } | kup_kube::Error::DrainTimedOut { .. } => {
-            ErrorCategory::Timeout
-        }
-        kup_kube::Error::NodeNotFound { .. } => ErrorCategory::NotFound,
-        kup_kube::Error::NodeConflict { .. } => ErrorCategory::Conflict,
-        kup_kube::Error::DrainRefused { .. }
-        | kup_kube::Error::MultiplePodDisruptionBudgets { .. } => ErrorCategory::Precondition,
-        kup_kube::Error::PodRemovalFailed { code: 403, .. } => ErrorCategory::PermissionDenied,
-        _ => ErrorCategory::Provider,
-    }
+    e.retry_hint().is_retryable()
 }
 
 struct FindingList<'a>(&'a [Finding]);
@@ -305,6 +275,61 @@ mod tests {
             operation: Some("abc".into()),
         });
         assert_eq!(err.category(), ErrorCategory::Busy);
-        assert!(!err.is_transient());
+        assert_eq!(err.retry_hint(), RetryHint::Stop);
+    }
+
+    fn api(code: u16, reason: &str) -> kube::Error {
+        let mut status = kube::core::Status::failure("answer", reason);
+        status.code = code;
+        kube::Error::Api(status.boxed())
+    }
+
+    /// The situations every Kubernetes-facing crate must classify alike.
+    const SITUATIONS: [(u16, &str, ErrorCategory); 5] = [
+        (404, "NotFound", ErrorCategory::NotFound),
+        (409, "Conflict", ErrorCategory::Conflict),
+        (429, "TooManyRequests", ErrorCategory::Provider),
+        (503, "ServiceUnavailable", ErrorCategory::Provider),
+        (403, "Forbidden", ErrorCategory::PermissionDenied),
+    ];
+
+    #[test]
+    fn api_answers_have_the_classifiers_category_however_they_arrive() {
+        for (code, reason, category) in SITUATIONS {
+            let retryable = matches!(code, 429 | 503);
+            let direct = Error::api("reading lease", api(code, reason));
+            let via_kube = Error::from(kup_kube::Error::Kube(api(code, reason)));
+            let via_core = Error::from(kup_kube::kube_error::to_core_error(api(code, reason)));
+            for err in [direct, via_kube, via_core] {
+                assert_eq!(err.category(), category, "{code}: {err}");
+                assert_eq!(err.retry_hint().is_retryable(), retryable, "{code}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_engines_own_verdicts_are_not_retried() {
+        let conflict = Error::JournalConflict {
+            store: "configmap kube-system/kup-journal-prod".into(),
+        };
+        assert_eq!(conflict.category(), ErrorCategory::Conflict);
+        assert_eq!(conflict.retry_hint(), RetryHint::Stop);
+        let lost = Error::LockLost {
+            lease: "kube-system/kup-upgrade-prod".into(),
+            reason: "taken over".into(),
+        };
+        assert_eq!(lost.category(), ErrorCategory::Conflict);
+        assert_eq!(lost.retry_hint(), RetryHint::Stop);
+        let throttled = Error::from(kup_core::Error::provider(
+            kup_core::ProviderKind::Eks,
+            Some("ThrottlingException".into()),
+            "Rate exceeded",
+            true,
+        ));
+        assert!(core_transient(&kup_core::Error::Timeout {
+            what: "poll".into(),
+            after: std::time::Duration::from_secs(1),
+        }));
+        assert_eq!(throttled.retry_hint(), RetryHint::Retry);
     }
 }

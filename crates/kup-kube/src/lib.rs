@@ -3,9 +3,11 @@
 
 pub mod drain;
 pub mod error;
+pub mod kube_error;
 mod listing;
 pub mod preflight;
 pub mod report;
+pub mod retry;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -1,7 +1,8 @@
 //! The crate's error type, and the one place where EKS's exceptions become kup's errors.
 
 use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use kup_core::ProviderKind;
+use kup_core::{BoxError, ErrorCategory, ProviderKind};
+use kup_kube::kube_error;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,6 +30,9 @@ pub enum Error {
         message: String,
         /// The HTTP status, when a response arrived.
         status: Option<u16>,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
     },
     /// No answer: connection, timeout or dispatch failure.
     #[error("EKS {operation}: {message}")]
@@ -37,6 +41,9 @@ pub enum Error {
         operation: &'static str,
         /// What happened.
         message: String,
+        /// The SDK's error (its sources say which connection or timeout failed).
+        #[source]
+        source: BoxError,
     },
     /// EKS answered without a field kup needs.
     #[error("EKS {operation}: response lacks {field}")]
@@ -47,7 +54,7 @@ pub enum Error {
         field: &'static str,
     },
     /// A Kubernetes API call failed (node inventory for pre-flight).
-    #[error("kubernetes API: {0}")]
+    #[error("kubernetes API: {}", kube_error::describe(.0))]
     Kube(#[from] kube::Error),
 }
 
@@ -59,22 +66,31 @@ impl Error {
     {
         move |err| {
             let status = err.raw_response().map(|r| r.status().as_u16());
-            match err.code() {
-                Some(code) => Error::Api {
+            let code = err.code().map(str::to_string);
+            let message = match (&code, err.message()) {
+                (Some(_), Some(m)) => m.to_string(),
+                (Some(_), None) => "no message".to_string(),
+                (None, _) => DisplayErrorContext(&err).to_string(),
+            };
+            match (code, status) {
+                (Some(code), _) => Error::Api {
                     operation,
-                    code: code.to_string(),
-                    message: err.message().unwrap_or("no message").to_string(),
+                    code,
+                    message,
                     status,
+                    source: Box::new(err),
                 },
-                None if status.is_some() => Error::Api {
+                (None, Some(s)) => Error::Api {
                     operation,
-                    code: format!("HTTP {}", status.unwrap_or_default()),
-                    message: DisplayErrorContext(&err).to_string(),
+                    code: format!("HTTP {s}"),
+                    message,
                     status,
+                    source: Box::new(err),
                 },
-                None => Error::Transport {
+                (None, None) => Error::Transport {
                     operation,
-                    message: DisplayErrorContext(&err).to_string(),
+                    message,
+                    source: Box::new(err),
                 },
             }
         }
@@ -93,6 +109,77 @@ impl Error {
     }
 }
 
+/// How an EKS answer is acted on; the one decision behind [`Error::category`] and the
+/// conversion into [`kup_core::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mapped {
+    Busy,
+    Invalid,
+    Precondition,
+    NotFound,
+    Denied,
+    Conflict,
+    Provider { retryable: bool },
+}
+
+impl Mapped {
+    fn category(self) -> ErrorCategory {
+        match self {
+            Mapped::Busy => ErrorCategory::Busy,
+            Mapped::Invalid => ErrorCategory::InvalidInput,
+            Mapped::Precondition => ErrorCategory::Precondition,
+            Mapped::NotFound => ErrorCategory::NotFound,
+            Mapped::Denied => ErrorCategory::PermissionDenied,
+            Mapped::Conflict => ErrorCategory::Conflict,
+            Mapped::Provider { .. } => ErrorCategory::Provider,
+        }
+    }
+}
+
+/// EKS's exception names first; an exception kup does not know by name is read by its HTTP
+/// status with the same rules as a Kubernetes API answer (403 denied, 404 not found, 429 and
+/// 5xx retryable).
+fn map_api(code: &str, status: Option<u16>) -> Mapped {
+    match code {
+        "ResourceInUseException" => Mapped::Busy,
+        "InvalidParameterException" | "InvalidRequestException" => Mapped::Invalid,
+        "InvalidStateException" => Mapped::Precondition,
+        "ResourceNotFoundException" | "NotFoundException" => Mapped::NotFound,
+        "AccessDeniedException" | "UnauthorizedException" => Mapped::Denied,
+        _ if code.contains("Throttl")
+            || code == "TooManyRequestsException"
+            || code == "ServerException"
+            || code == "ServiceUnavailableException" =>
+        {
+            Mapped::Provider { retryable: true }
+        }
+        _ => {
+            let class = status.map(kube_error::classify_code);
+            match class.map(|c| (c.category, c.retryable)) {
+                Some((ErrorCategory::PermissionDenied, _)) => Mapped::Denied,
+                Some((ErrorCategory::NotFound, _)) => Mapped::NotFound,
+                Some((ErrorCategory::InvalidInput, _)) => Mapped::Invalid,
+                Some((ErrorCategory::Conflict, _)) => Mapped::Conflict,
+                Some((_, retryable)) => Mapped::Provider { retryable },
+                None => Mapped::Provider { retryable: false },
+            }
+        }
+    }
+}
+
+impl Error {
+    /// The category a caller can act on; the same as that of the [`kup_core::Error`] this
+    /// converts into.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Config { .. } => ErrorCategory::InvalidInput,
+            Error::Api { code, status, .. } => map_api(code, *status).category(),
+            Error::Transport { .. } | Error::Response { .. } => ErrorCategory::Provider,
+            Error::Kube(e) => kube_error::category(e),
+        }
+    }
+}
+
 impl From<Error> for kup_core::Error {
     fn from(e: Error) -> Self {
         let text = e.to_string();
@@ -103,51 +190,184 @@ impl From<Error> for kup_core::Error {
                 message,
                 status,
                 operation,
-            } => match code.as_str() {
-                "ResourceInUseException" => kup_core::Error::Busy {
+                source,
+            } => match map_api(&code, status) {
+                Mapped::Busy => kup_core::Error::Busy {
                     message: format!("{operation}: {message}"),
                     operation: None,
                 },
-                "InvalidParameterException" | "InvalidRequestException" => {
-                    kup_core::Error::invalid_input(operation, message)
-                }
-                "InvalidStateException" => kup_core::Error::precondition(format!(
+                Mapped::Invalid => kup_core::Error::invalid_input(operation, message),
+                Mapped::Precondition => kup_core::Error::precondition(format!(
                     "{operation}: {message} (EKS upgrade insights report errors; fix them, or \
                      force the control-plane update)"
                 )),
-                "ResourceNotFoundException" | "NotFoundException" => kup_core::Error::NotFound {
+                Mapped::NotFound => kup_core::Error::NotFound {
                     kind: "EKS resource".into(),
                     name: message,
                     scope: Some(operation.into()),
                 },
-                "AccessDeniedException" | "UnauthorizedException" => {
-                    kup_core::Error::PermissionDenied {
-                        message: format!("{operation}: {message}"),
-                    }
-                }
-                _ => kup_core::Error::Provider {
-                    provider: ProviderKind::Eks,
-                    retryable: code.contains("Throttl")
-                        || code == "TooManyRequestsException"
-                        || code == "ServerException"
-                        || code == "ServiceUnavailableException"
-                        || status.is_some_and(|s| s == 429 || s >= 500),
-                    code: Some(code),
+                Mapped::Denied => kup_core::Error::PermissionDenied {
                     message: format!("{operation}: {message}"),
                 },
+                Mapped::Conflict => kup_core::Error::Conflict {
+                    message: format!("{operation}: {message}"),
+                },
+                Mapped::Provider { retryable } => kup_core::Error::provider(
+                    ProviderKind::Eks,
+                    Some(code),
+                    format!("{operation}: {message}"),
+                    retryable,
+                )
+                .with_source(source),
             },
-            Error::Transport { .. } => kup_core::Error::Provider {
-                provider: ProviderKind::Eks,
-                code: None,
-                message: text,
-                retryable: true,
+            Error::Transport { source, .. } => {
+                kup_core::Error::provider(ProviderKind::Eks, None, text, true).with_source(source)
+            }
+            e @ Error::Response { .. } => {
+                kup_core::Error::provider(ProviderKind::Eks, None, text, false).with_source(e)
+            }
+            Error::Kube(e) => kube_error::to_core_error(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use aws_sdk_eks::operation::describe_cluster::DescribeClusterError;
+
+    use super::*;
+
+    fn kube_api(code: u16, reason: &str) -> kube::Error {
+        let mut status = kube::core::Status::failure("answer", reason);
+        status.code = code;
+        kube::Error::Api(status.boxed())
+    }
+
+    /// The situations every Kubernetes-facing crate must classify alike.
+    const SITUATIONS: [(u16, &str, ErrorCategory); 5] = [
+        (404, "NotFound", ErrorCategory::NotFound),
+        (409, "Conflict", ErrorCategory::Conflict),
+        (429, "TooManyRequests", ErrorCategory::Provider),
+        (503, "ServiceUnavailable", ErrorCategory::Provider),
+        (403, "Forbidden", ErrorCategory::PermissionDenied),
+    ];
+
+    #[test]
+    fn kubernetes_answers_keep_the_classifiers_category() {
+        for (code, reason, category) in SITUATIONS {
+            let err = Error::Kube(kube_api(code, reason));
+            assert_eq!(err.category(), category, "{code}");
+            let core = kup_core::Error::from(err);
+            assert_eq!(core.category(), category, "{code}");
+            assert_eq!(
+                core.is_retryable(),
+                matches!(code, 409 | 429 | 503),
+                "{code}"
+            );
+        }
+    }
+
+    fn api(code: &str, status: Option<u16>) -> Error {
+        Error::Api {
+            operation: "UpdateClusterVersion",
+            code: code.into(),
+            message: "EKS says".into(),
+            status,
+            source: Box::new(std::io::Error::other("sdk")),
+        }
+    }
+
+    #[test]
+    fn eks_answers_map_by_name_then_by_status() {
+        let cases = [
+            ("ResourceInUseException", Some(409), ErrorCategory::Busy),
+            (
+                "InvalidParameterException",
+                Some(400),
+                ErrorCategory::InvalidInput,
+            ),
+            (
+                "InvalidRequestException",
+                Some(400),
+                ErrorCategory::InvalidInput,
+            ),
+            (
+                "InvalidStateException",
+                Some(400),
+                ErrorCategory::Precondition,
+            ),
+            (
+                "ResourceNotFoundException",
+                Some(404),
+                ErrorCategory::NotFound,
+            ),
+            (
+                "AccessDeniedException",
+                Some(403),
+                ErrorCategory::PermissionDenied,
+            ),
+            ("ThrottlingException", Some(429), ErrorCategory::Provider),
+            ("ServerException", Some(500), ErrorCategory::Provider),
+            // Unknown names: the status decides, as for a Kubernetes answer.
+            ("HTTP 403", Some(403), ErrorCategory::PermissionDenied),
+            ("HTTP 404", Some(404), ErrorCategory::NotFound),
+            ("HTTP 409", Some(409), ErrorCategory::Conflict),
+            ("HTTP 429", Some(429), ErrorCategory::Provider),
+            ("HTTP 503", Some(503), ErrorCategory::Provider),
+            ("SomethingNewException", None, ErrorCategory::Provider),
+        ];
+        for (code, status, category) in cases {
+            let err = api(code, status);
+            assert_eq!(err.category(), category, "{code}");
+            assert_eq!(kup_core::Error::from(err).category(), category, "{code}");
+        }
+        for retryable in [
+            "ThrottlingException",
+            "ServerException",
+            "HTTP 429",
+            "HTTP 503",
+        ] {
+            let status = retryable.strip_prefix("HTTP ").and_then(|s| s.parse().ok());
+            assert!(
+                kup_core::Error::from(api(retryable, status)).is_retryable(),
+                "{retryable}"
+            );
+        }
+        assert!(!kup_core::Error::from(api("SomethingNewException", None)).is_retryable());
+    }
+
+    #[test]
+    fn sdk_failures_keep_their_source() {
+        let sdk: SdkError<DescribeClusterError> = SdkError::construction_failure(
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"),
+        );
+        let err = Error::sdk("DescribeCluster")(sdk);
+        assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+        assert_eq!(err.category(), ErrorCategory::Provider);
+        assert!(err.source().is_some());
+        let core = kup_core::Error::from(err);
+        assert!(core.is_retryable());
+        let mut chain = Vec::new();
+        let mut next = core.source();
+        while let Some(e) = next {
+            chain.push(e.to_string());
+            next = e.source();
+        }
+        assert!(
+            chain.iter().any(|e| e.contains("connection refused")),
+            "{chain:?}"
+        );
+        for err in [
+            Error::Config {
+                field: "region",
+                message: "empty".into(),
             },
-            Error::Response { .. } | Error::Kube(_) => kup_core::Error::Provider {
-                provider: ProviderKind::Eks,
-                code: None,
-                message: text,
-                retryable: false,
-            },
+            Error::missing("DescribeCluster", "cluster.version"),
+        ] {
+            let category = err.category();
+            assert_eq!(kup_core::Error::from(err).category(), category);
         }
     }
 }

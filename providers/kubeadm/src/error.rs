@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kup_core::ProviderKind;
+use kup_core::{ErrorCategory, ProviderKind};
+use kup_kube::kube_error;
 
 /// A specialised `Result` for kup-kubeadm.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -168,7 +169,7 @@ pub enum Error {
         backup: Box<kup_core::BackupRecord>,
     },
     /// The Kubernetes API answered with an error.
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", kube_error::describe(.0))]
     Kube(#[from] kube::Error),
     /// A drain failed (the node stays cordoned; the error names the pods and budgets).
     #[error(transparent)]
@@ -249,6 +250,29 @@ impl Error {
         }
     }
 
+    /// The category a caller can act on; the same as that of the [`kup_core::Error`] this
+    /// converts into.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::InvalidInput { .. } | Error::InventoryFile { .. } => ErrorCategory::InvalidInput,
+            Error::Core(e) => e.category(),
+            Error::Drain(e) => e.category(),
+            Error::Kube(e) => kube_error::category(e),
+            Error::ControlPlaneFailed { .. } => ErrorCategory::OperationFailed,
+            Error::Precondition(_)
+            | Error::SnapshotVerification { .. }
+            | Error::RestoreNotConfirmed { .. } => ErrorCategory::Precondition,
+            Error::CommandTimeout { .. } | Error::WaitTimeout { .. } => ErrorCategory::Timeout,
+            Error::CommandFailed { .. }
+            | Error::Connect { .. }
+            | Error::Spawn { .. }
+            | Error::Copy { .. }
+            | Error::Http { .. }
+            | Error::Io { .. }
+            | Error::UnexpectedOutput { .. } => ErrorCategory::Provider,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
@@ -296,37 +320,31 @@ impl From<Error> for kup_core::Error {
                 after,
             },
             Error::WaitTimeout { what, after } => kup_core::Error::Timeout { what, after },
-            e @ Error::CommandFailed { .. } => kup_core::Error::Provider {
+            // Provider errors keep the kubeadm error as their source, so its own sources
+            // (the I/O error, the SSH client's message) stay reachable.
+            e @ Error::CommandFailed { .. } => kup_core::Error::provider(
                 provider,
-                code: Some("CommandFailed".into()),
-                message: e.to_string(),
-                retryable: false,
-            },
+                Some("CommandFailed".into()),
+                e.to_string(),
+                false,
+            )
+            .with_source(e),
             e @ (Error::Connect { .. } | Error::Spawn { .. } | Error::Copy { .. }) => {
-                kup_core::Error::Provider {
+                kup_core::Error::provider(
                     provider,
-                    code: Some("NodeUnreachable".into()),
-                    message: e.to_string(),
-                    retryable: true,
-                }
+                    Some("NodeUnreachable".into()),
+                    e.to_string(),
+                    true,
+                )
+                .with_source(e)
             }
-            Error::Http {
-                url,
-                message,
-                retryable,
-            } => kup_core::Error::Provider {
-                provider,
-                code: Some("Http".into()),
-                message: format!("GET {url}: {message}"),
-                retryable,
-            },
-            e @ (Error::Io { .. } | Error::UnexpectedOutput { .. } | Error::Kube(_)) => {
-                kup_core::Error::Provider {
-                    provider,
-                    code: None,
-                    message: e.to_string(),
-                    retryable: false,
-                }
+            e @ Error::Http { retryable, .. } => {
+                kup_core::Error::provider(provider, Some("Http".into()), e.to_string(), retryable)
+                    .with_source(e)
+            }
+            Error::Kube(e) => kube_error::to_core_error(e),
+            e @ (Error::Io { .. } | Error::UnexpectedOutput { .. }) => {
+                kup_core::Error::provider(provider, None, e.to_string(), false).with_source(e)
             }
         }
     }
@@ -362,5 +380,122 @@ mod tests {
         let core: kup_core::Error = err.into();
         assert_eq!(core.category(), kup_core::ErrorCategory::Precondition);
         assert!(core.to_string().contains("size differs"));
+    }
+
+    fn kube_api(code: u16, reason: &str) -> kube::Error {
+        let mut status = kube::core::Status::failure("answer", reason);
+        status.code = code;
+        kube::Error::Api(status.boxed())
+    }
+
+    /// The situations every Kubernetes-facing crate must classify alike.
+    const SITUATIONS: [(u16, &str, ErrorCategory); 5] = [
+        (404, "NotFound", ErrorCategory::NotFound),
+        (409, "Conflict", ErrorCategory::Conflict),
+        (429, "TooManyRequests", ErrorCategory::Provider),
+        (503, "ServiceUnavailable", ErrorCategory::Provider),
+        (403, "Forbidden", ErrorCategory::PermissionDenied),
+    ];
+
+    #[test]
+    fn kubernetes_answers_keep_the_classifiers_category() {
+        for (code, reason, category) in SITUATIONS {
+            for err in [
+                Error::Kube(kube_api(code, reason)),
+                Error::Drain(kup_kube::Error::Kube(kube_api(code, reason))),
+            ] {
+                assert_eq!(err.category(), category, "{code}");
+                assert_eq!(kup_core::Error::from(err).category(), category, "{code}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_variant_converts_into_its_own_category_and_keeps_its_source() {
+        let backup = kup_core::BackupRecord {
+            id: "b1".into(),
+            location: "/b/s.db".into(),
+            taken_at: jiff::Timestamp::UNIX_EPOCH,
+            size_bytes: 1,
+            sha256: "00".into(),
+            store_hash: None,
+            revision: Some(7),
+            total_keys: None,
+            control_plane: kup_core::KubeVersion::parse("1.33.2").expect("version"),
+        };
+        let variants = vec![
+            Error::invalid("port", "0"),
+            Error::InventoryFile {
+                path: "nodes.yaml".into(),
+                message: "line 3".into(),
+            },
+            Error::Connect {
+                node: "cp-1".into(),
+                destination: "root@cp-1".into(),
+                message: "refused".into(),
+            },
+            Error::Spawn {
+                node: "cp-1".into(),
+                command: "kubeadm".into(),
+                message: "broken pipe".into(),
+            },
+            Error::CommandTimeout {
+                node: "cp-1".into(),
+                command: "kubeadm".into(),
+                after: Duration::from_secs(5),
+            },
+            Error::Copy {
+                node: "cp-1".into(),
+                remote: "/var/s.db".into(),
+                local: "/b/s.db".into(),
+                message: "no space".into(),
+            },
+            Error::io("/b/s.db", std::io::Error::other("disk full")),
+            Error::Http {
+                url: "https://dl.k8s.io/release/stable.txt".into(),
+                message: "503".into(),
+                retryable: true,
+            },
+            Error::UnexpectedOutput {
+                node: "cp-1".into(),
+                what: "kubeadm version".into(),
+                message: "empty".into(),
+            },
+            Error::Precondition("etcd unhealthy".into()),
+            Error::WaitTimeout {
+                what: "node Ready".into(),
+                after: Duration::from_secs(5),
+            },
+            Error::RestoreNotConfirmed {
+                taken_at: "then".into(),
+                revision: "7".into(),
+            },
+            Error::ControlPlaneFailed {
+                node: "cp-1".into(),
+                step: "control-plane components".into(),
+                source: Box::new(Error::Precondition("x".into())),
+                backup: Box::new(backup),
+            },
+            Error::Core(kup_core::Error::Busy {
+                message: "m".into(),
+                operation: None,
+            }),
+        ];
+        for err in variants {
+            let text = err.to_string();
+            let category = err.category();
+            let had_source = std::error::Error::source(&err).is_some();
+            let core = kup_core::Error::from(err);
+            assert_eq!(core.category(), category, "{text}");
+            if had_source && matches!(core, kup_core::Error::Provider { .. }) {
+                let mut depth = 0;
+                let mut next = std::error::Error::source(&core);
+                while let Some(e) = next {
+                    depth += 1;
+                    next = e.source();
+                }
+                assert!(depth >= 2, "{text}: the underlying error is reachable");
+            }
+        }
     }
 }

@@ -12,8 +12,10 @@ use tokio::sync::Mutex;
 
 use super::file::parse;
 use super::{Journal, JournalStore};
-use crate::backoff::BackoffPolicy;
-use crate::error::{Error, Result, api_transient};
+use kup_kube::kube_error::{self, KubeErrorKind};
+
+use crate::backoff::{BackoffPolicy, retry};
+use crate::error::{Error, Result};
 use crate::names::{label_value, object_name};
 
 /// The ConfigMap key holding the journal's JSON.
@@ -61,8 +63,10 @@ impl ConfigMapJournalStore {
         &self.name
     }
 
+    /// An API failure keeps the client's error, so that it is classified like every other
+    /// (a 403 is a permission problem, a 503 a provider error).
     fn api_err(&self, action: &str, e: kube::Error) -> Error {
-        Error::journal(self.describe(), format!("{action}: {e}"))
+        Error::api(format!("{action} journal {}", self.describe()), e)
     }
 
     fn object(&self, text: String, resource_version: Option<String>) -> ConfigMap {
@@ -88,9 +92,7 @@ impl ConfigMapJournalStore {
     /// After a 409: when the stored content is what we meant to write, an earlier attempt
     /// whose answer was lost did land; adopt it. Otherwise someone else wrote.
     async fn settle_conflict(&self, text: &str) -> Result<Option<String>> {
-        let current = self
-            .api
-            .get_opt(&self.name)
+        let current = retry(&self.retry, || self.api.get_opt(&self.name))
             .await
             .map_err(|e| self.api_err("reading after a conflict", e))?;
         match current {
@@ -114,18 +116,9 @@ impl ConfigMapJournalStore {
 impl JournalStore for ConfigMapJournalStore {
     async fn load(&self) -> Result<Option<Journal>> {
         let mut rv = self.resource_version.lock().await;
-        let mut backoff = self.retry.start();
-        let mut failures = 0;
-        let found = loop {
-            match self.api.get_opt(&self.name).await {
-                Ok(found) => break found,
-                Err(e) if api_transient(&e) && failures < self.retry.max_retries => {
-                    failures += 1;
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                Err(e) => return Err(self.api_err("reading", e)),
-            }
-        };
+        let found = retry(&self.retry, || self.api.get_opt(&self.name))
+            .await
+            .map_err(|e| self.api_err("reading", e))?;
         let Some(cm) = found else {
             *rv = None;
             return Ok(None);
@@ -158,48 +151,46 @@ impl JournalStore for ConfigMapJournalStore {
             ));
         }
         let mut rv = self.resource_version.lock().await;
-        let mut backoff = self.retry.start();
-        let mut failures = 0;
-        loop {
+        // Transient failures are retried as they are; a 409 is never retried blindly: the
+        // ConfigMap is read again, and unless it holds exactly our text (an earlier attempt
+        // whose answer was lost), someone else wrote and the run stops.
+        let sent = retry(&self.retry, || async {
             let object = self.object(text.clone(), rv.clone());
-            let sent = match rv.as_ref() {
+            match rv.as_ref() {
                 Some(_) => {
                     self.api
                         .replace(&self.name, &PostParams::default(), &object)
                         .await
                 }
                 None => self.api.create(&PostParams::default(), &object).await,
-            };
-            match sent {
-                Ok(cm) => {
-                    *rv = cm.metadata.resource_version;
-                    return Ok(());
-                }
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    // Someone else wrote, unless an earlier attempt whose answer was lost
-                    // stored exactly this text.
-                    *rv = self.settle_conflict(&text).await?;
-                    return Ok(());
-                }
-                Err(kube::Error::Api(status)) if status.code == 404 => {
-                    return Err(Error::JournalConflict {
-                        store: self.describe(),
-                    });
-                }
-                Err(e) if api_transient(&e) && failures < self.retry.max_retries => {
-                    failures += 1;
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                Err(e) => return Err(self.api_err("writing", e)),
             }
+        })
+        .await;
+        match sent {
+            Ok(cm) => {
+                *rv = cm.metadata.resource_version;
+                Ok(())
+            }
+            Err(e) => match kube_error::classify(&e).kind {
+                KubeErrorKind::Conflict | KubeErrorKind::AlreadyExists => {
+                    *rv = self.settle_conflict(&text).await?;
+                    Ok(())
+                }
+                // Replaced while it was deleted: whoever deleted it is another writer.
+                KubeErrorKind::NotFound => Err(Error::JournalConflict {
+                    store: self.describe(),
+                }),
+                _ => Err(self.api_err("writing", e)),
+            },
         }
     }
 
     async fn clear(&self) -> Result<()> {
         let mut rv = self.resource_version.lock().await;
-        match self.api.delete(&self.name, &DeleteParams::default()).await {
+        let params = DeleteParams::default();
+        match retry(&self.retry, || self.api.delete(&self.name, &params)).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) if kube_error::classify(&e).kind == KubeErrorKind::NotFound => {}
             Err(e) => return Err(self.api_err("deleting", e)),
         }
         *rv = None;

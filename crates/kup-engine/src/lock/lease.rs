@@ -18,12 +18,35 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{ClusterLock, LockGuard, LockInfo, set_lost};
+use kup_kube::kube_error::{self, KubeErrorKind};
+use kup_kube::retry::{retry, retry_until};
+
 use crate::backoff::{BackoffPolicy, random_hex};
-use crate::error::{Error, Result, api_transient};
+use crate::error::{Error, Result};
 use crate::names::{label_value, object_name};
 
-/// Attempts at taking a lease that keeps changing under us.
+/// Attempts at taking a lease that keeps changing under us. These are not blind retries:
+/// each 409 is answered by reading the lease again and deciding afresh.
 const MAX_ATTEMPTS: u32 = 5;
+
+/// Lease writes need no options; one value outlives every retried call.
+const POST: PostParams = PostParams {
+    dry_run: false,
+    field_manager: None,
+};
+
+/// The classifier's kind of a failed call.
+fn kind(e: &kube::Error) -> KubeErrorKind {
+    kube_error::classify(e).kind
+}
+
+/// A create or replace lost a race with another writer (409 AlreadyExists or Conflict).
+fn lost_race(e: &kube::Error) -> bool {
+    matches!(
+        kind(e),
+        KubeErrorKind::Conflict | KubeErrorKind::AlreadyExists
+    )
+}
 
 /// Where the lease lives and how long it lasts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,13 +190,9 @@ impl LeaseLock {
     }
 
     async fn read(&self) -> Result<Option<Lease>> {
-        crate::backoff::retry(&self.retry, || async {
-            self.api
-                .get_opt(&self.name)
-                .await
-                .map_err(|e| Error::api(format!("reading lease {}", self.lease_ref()), e))
-        })
-        .await
+        retry(&self.retry, || self.api.get_opt(&self.name))
+            .await
+            .map_err(|e| Error::api(format!("reading lease {}", self.lease_ref()), e))
     }
 
     fn fresh(&self, now: Timestamp) -> Lease {
@@ -209,13 +228,10 @@ impl LeaseLock {
     async fn try_take(&self) -> Result<Option<Lease>> {
         let now = Timestamp::now();
         let Some(current) = self.read().await? else {
-            return match self
-                .api
-                .create(&PostParams::default(), &self.fresh(now))
-                .await
-            {
+            let fresh = self.fresh(now);
+            return match retry(&self.retry, || self.api.create(&POST, &fresh)).await {
                 Ok(lease) => Ok(Some(lease)),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+                Err(e) if lost_race(&e) => Ok(None),
                 Err(e) => Err(Error::api(
                     format!("creating lease {}", self.lease_ref()),
                     e,
@@ -258,13 +274,9 @@ impl LeaseLock {
             );
         }
         // `next` carries the resourceVersion just read: a concurrent writer makes this a 409.
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &next)
-            .await
-        {
+        match retry(&self.retry, || self.api.replace(&self.name, &POST, &next)).await {
             Ok(lease) => Ok(Some(lease)),
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(None),
+            Err(e) if lost_race(&e) || kind(&e) == KubeErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::api(
                 format!("updating lease {}", self.lease_ref()),
                 e,
@@ -283,6 +295,7 @@ struct Renewer {
     every: Duration,
     lost: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
+    retry: BackoffPolicy,
 }
 
 impl Renewer {
@@ -296,17 +309,24 @@ impl Renewer {
             if let Some(spec) = next.spec.as_mut() {
                 spec.renew_time = Some(MicroTime(Timestamp::now()));
             }
-            match self
-                .api
-                .replace(&self.name, &PostParams::default(), &next)
-                .await
-            {
+            // Transient failures are retried until the lease would be overdue; past that
+            // another run may take it over, so this one stops.
+            let overdue_at = last_renewal + self.duration;
+            let renewed = retry_until(&self.retry, Some(overdue_at), || {
+                self.api.replace(&self.name, &POST, &next)
+            })
+            .await;
+            match renewed {
                 Ok(lease) => {
                     current = lease;
                     last_renewal = tokio::time::Instant::now();
                 }
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    match self.api.get_opt(&self.name).await {
+                Err(e) if lost_race(&e) => {
+                    let fresh = retry_until(&self.retry, Some(overdue_at), || {
+                        self.api.get_opt(&self.name)
+                    })
+                    .await;
+                    match fresh {
                         Ok(Some(fresh)) if holder_of(&fresh).as_deref() == Some(&self.holder) => {
                             // Someone touched our lease (labels, annotations): renew on top.
                             current = fresh;
@@ -327,7 +347,7 @@ impl Renewer {
                         }
                     }
                 }
-                Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(e) if kind(&e) == KubeErrorKind::NotFound => {
                     return self.lose("the lease was deleted".into());
                 }
                 Err(e) => {
@@ -343,7 +363,7 @@ impl Renewer {
 
     /// Past the lease's duration without a renewal another run may take it: stop.
     fn overdue(&self, last: tokio::time::Instant, e: &kube::Error) -> Option<String> {
-        let transient = api_transient(e);
+        let transient = kube_error::is_retryable(e);
         (!transient || last.elapsed() >= self.duration).then(|| {
             format!(
                 "it could not be renewed for {:?} (last error: {e})",
@@ -376,6 +396,7 @@ impl ClusterLock for LeaseLock {
                 every: self.renew_every,
                 lost: lost.clone(),
                 reason: reason.clone(),
+                retry: self.retry.clone(),
             };
             let task = tokio::spawn(renewer.run(lease));
             let this = self.clone();
@@ -440,14 +461,10 @@ impl LeaseLock {
                 spec.holder_identity = None;
                 spec.renew_time = Some(MicroTime(Timestamp::now()));
             }
-            match self
-                .api
-                .replace(&self.name, &PostParams::default(), &lease)
-                .await
-            {
+            match retry(&self.retry, || self.api.replace(&self.name, &POST, &lease)).await {
                 Ok(_) => return Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+                Err(e) if lost_race(&e) => continue,
+                Err(e) if kind(&e) == KubeErrorKind::NotFound => return Ok(()),
                 Err(e) => {
                     return Err(Error::api(
                         format!("releasing lease {}", self.lease_ref()),

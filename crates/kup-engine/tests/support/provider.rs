@@ -773,6 +773,7 @@ impl UpgradeProvider for SimProvider {
                 code: Some("ThrottlingException".into()),
                 message: "Rate exceeded".into(),
                 retryable: true,
+                source: None,
             });
         }
         st.ops

@@ -23,7 +23,9 @@ use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use tokio::sync::{MutexGuard, watch};
 use tokio::time::Instant;
 
-use super::backoff::{Backoff, jitter, retry_transient};
+use super::API_RETRY;
+use crate::kube_error::{self, KubeErrorKind};
+use crate::retry::{Backoff, jitter, retry};
 
 const WATCH_TIMEOUT_SECS: u32 = 290;
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -119,7 +121,7 @@ impl Budget {
             rx,
             turn: tokio::sync::Mutex::new(Turn {
                 spent: None,
-                fallback: Backoff::new(Duration::from_secs(2), Duration::from_secs(20)),
+                fallback: Backoff::exponential(Duration::from_secs(2), Duration::from_secs(20)),
             }),
             task,
         }
@@ -206,14 +208,14 @@ async fn track(api: Api<PodDisruptionBudget>, name: String, tx: watch::Sender<Bu
     let watch_params = WatchParams::default()
         .fields(&selector)
         .timeout(WATCH_TIMEOUT_SECS);
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let mut backoff = Backoff::exponential(Duration::from_millis(200), Duration::from_secs(10));
     'relist: loop {
-        let mut resource_version = match retry_transient(None, || api.list(&list_params)).await {
+        let mut resource_version = match retry(&API_RETRY, || api.list(&list_params)).await {
             Ok(list) => {
                 tx.send_replace(BudgetView::of(list.items.first()));
                 list.metadata.resource_version.unwrap_or_default()
             }
-            Err(kube::Error::Api(status)) if status.code == 403 => {
+            Err(e) if kube_error::classify(&e).kind == KubeErrorKind::Forbidden => {
                 tracing::info!(
                     pdb = name,
                     "not allowed to list PodDisruptionBudgets; polling it"
@@ -229,14 +231,14 @@ async fn track(api: Api<PodDisruptionBudget>, name: String, tx: watch::Sender<Bu
         loop {
             let stream = match api.watch(&watch_params, &resource_version).await {
                 Ok(stream) => stream,
-                Err(kube::Error::Api(status)) if status.code == 403 => {
+                Err(e) if kube_error::classify(&e).kind == KubeErrorKind::Forbidden => {
                     tracing::info!(
                         pdb = name,
                         "not allowed to watch PodDisruptionBudgets; polling it"
                     );
                     return poll(&api, &name, &tx).await;
                 }
-                Err(kube::Error::Api(status)) if status.code == 410 => continue 'relist,
+                Err(e) if kube_error::classify(&e).kind == KubeErrorKind::Gone => continue 'relist,
                 Err(e) => {
                     tracing::debug!(error = %e, pdb = name, "watching the budget failed");
                     tokio::time::sleep(backoff.next_delay()).await;
@@ -261,7 +263,11 @@ async fn track(api: Api<PodDisruptionBudget>, name: String, tx: watch::Sender<Bu
                         tx.send_replace(BudgetView::of(None));
                     }
                     Ok(WatchEvent::Bookmark(b)) => resource_version = b.metadata.resource_version,
-                    Ok(WatchEvent::Error(status)) if status.code == 410 => continue 'relist,
+                    Ok(WatchEvent::Error(status))
+                        if kube_error::classify_status(&status).kind == KubeErrorKind::Gone =>
+                    {
+                        continue 'relist;
+                    }
                     Ok(WatchEvent::Error(status)) => {
                         tracing::debug!(?status, pdb = name, "budget watch answered an error");
                         tokio::time::sleep(backoff.next_delay()).await;
@@ -336,7 +342,7 @@ mod tests {
     fn a_status_is_used_once_per_allowed_disruption() {
         let mut turn = Turn {
             spent: None,
-            fallback: Backoff::new(Duration::from_secs(2), Duration::from_secs(20)),
+            fallback: Backoff::exponential(Duration::from_secs(2), Duration::from_secs(20)),
         };
         turn.used(Some("7"));
         assert_eq!(turn.spent_at("7"), 1);

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::backoff::{Backoff, retry_transient};
+use super::API_RETRY;
 use crate::error::{Error, Result};
+use crate::kube_error::{self, KubeErrorKind};
+use crate::retry::{Backoff, retry_until};
 
 /// Attempts at a node update that keeps answering 409 before giving up.
 const MAX_CONFLICT_ATTEMPTS: u32 = 5;
@@ -37,11 +39,13 @@ pub(crate) async fn get_node(
     name: &str,
     deadline: Option<Instant>,
 ) -> Result<Node> {
-    match retry_transient(deadline, || api.get(name)).await {
+    match retry_until(&API_RETRY, deadline, || api.get(name)).await {
         Ok(node) => Ok(node),
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NodeNotFound {
-            node: name.to_string(),
-        }),
+        Err(e) if kube_error::classify(&e).kind == KubeErrorKind::NotFound => {
+            Err(Error::NodeNotFound {
+                node: name.to_string(),
+            })
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -55,7 +59,7 @@ pub(crate) async fn set_unschedulable(
     mut known: Option<Node>,
     deadline: Option<Instant>,
 ) -> Result<bool> {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(2));
     for attempt in 1..=MAX_CONFLICT_ATTEMPTS {
         let node = match known.take() {
             Some(node) => node,
@@ -71,15 +75,15 @@ pub(crate) async fn set_unschedulable(
         let body = json!({"spec": {"unschedulable": value}});
         let params = PatchParams::default();
         let patch = Patch::Strategic(&body);
-        let sent = retry_transient(deadline, || api.patch(name, &params, &patch)).await;
+        let sent = retry_until(&API_RETRY, deadline, || api.patch(name, &params, &patch)).await;
         match sent {
             Ok(_) => return Ok(true),
-            Err(kube::Error::Api(status)) if status.code == 404 => {
+            Err(e) if kube_error::classify(&e).kind == KubeErrorKind::NotFound => {
                 return Err(Error::NodeNotFound {
                     node: name.to_string(),
                 });
             }
-            Err(kube::Error::Api(status)) if status.code == 409 => {
+            Err(e) if kube_error::classify(&e).kind == KubeErrorKind::Conflict => {
                 tracing::debug!(
                     node = name,
                     attempt,

@@ -15,6 +15,7 @@ use kube::core::Status;
 use serde_json::{Value, json};
 
 use super::report::PodRef;
+use crate::kube_error;
 
 /// The cause `reason` a PodDisruptionBudget refusal carries.
 const DISRUPTION_BUDGET_CAUSE: &str = "DisruptionBudget";
@@ -233,16 +234,26 @@ pub(crate) fn classify(
             Answer::NamespaceTerminating { message }
         }
         500 if message.contains(MULTIPLE_PDBS) => Answer::MultiplePdbs { message },
-        503 | 504 => Answer::Transient {
-            code: Some(code.as_u16()),
-            message,
-            retry_after,
-        },
-        other => Answer::Failed {
-            code: other,
-            reason: status.reason.clone(),
-            message,
-        },
+        // Everything else as for any other request: overload and server errors are retried,
+        // the rest fails the pod.
+        other => {
+            let mut answered = status.clone();
+            answered.code = other;
+            let class = kube_error::classify_status(&answered);
+            if class.retryable {
+                Answer::Transient {
+                    code: Some(other),
+                    message,
+                    retry_after: retry_after.or(class.retry_after),
+                }
+            } else {
+                Answer::Failed {
+                    code: other,
+                    reason: status.reason.clone(),
+                    message,
+                }
+            }
+        }
     }
 }
 
@@ -341,6 +352,21 @@ mod tests {
                 code: Some(503),
                 ..
             }
+        ));
+        assert!(matches!(
+            classify(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                b"etcdserver: leader changed"
+            ),
+            Answer::Transient {
+                code: Some(500),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, None, b"bad grace period"),
+            Answer::Failed { code: 400, .. }
         ));
         assert!(matches!(
             classify(StatusCode::GATEWAY_TIMEOUT, None, b""),

@@ -60,7 +60,6 @@
 //! # }
 //! ```
 
-mod backoff;
 mod budget;
 mod cordon;
 mod evict;
@@ -86,6 +85,24 @@ pub use report::{
 pub(crate) use report::{RefusalList, StuckSummary};
 
 use crate::error::{Error, Result};
+use crate::retry::BackoffPolicy;
+
+/// Retries of the drain's reads and node updates that fail transiently: 8 attempts, 200 ms
+/// doubling to 5 s. kube's own client retry may already have retried the same request; this
+/// bound keeps the total finite either way.
+pub(crate) const API_RETRY: BackoffPolicy = BackoffPolicy::exponential(
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_secs(5),
+    7,
+);
+
+/// Retries of an eviction or DELETE that the API server answers with overload (not a
+/// budget's refusal): 8 attempts, 250 ms doubling to 8 s, `Retry-After` honoured.
+pub(crate) const EVICTION_RETRY: BackoffPolicy = BackoffPolicy::exponential(
+    std::time::Duration::from_millis(250),
+    std::time::Duration::from_secs(8),
+    7,
+);
 
 /// Cordons, uncordons and drains nodes through one cluster's API.
 ///

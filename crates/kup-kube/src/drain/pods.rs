@@ -16,9 +16,11 @@ use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::backoff::{Backoff, jitter, retry_transient};
+use super::API_RETRY;
 use super::filters::deletion_started;
 use super::report::PodRef;
+use crate::kube_error::{self, KubeErrorKind};
+use crate::retry::{Backoff, jitter, retry_until};
 
 /// kubectl's page size.
 const PAGE_SIZE: u32 = 500;
@@ -77,7 +79,7 @@ pub(crate) async fn list_node_pods(
     loop {
         let mut page_params = params.clone();
         page_params.continue_token = continue_token.clone();
-        let page = retry_transient(deadline, || api.list(&page_params)).await?;
+        let page = retry_until(&API_RETRY, deadline, || api.list(&page_params)).await?;
         pods.extend(page.items);
         continue_token = page.metadata.continue_.filter(|c| !c.is_empty());
         if continue_token.is_none() {
@@ -204,7 +206,7 @@ async fn track(
     if let Some(sel) = label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
         params = params.labels(sel);
     }
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let mut backoff = Backoff::exponential(Duration::from_millis(200), Duration::from_secs(10));
     let mut relist = false;
     loop {
         if relist {
@@ -223,7 +225,7 @@ async fn track(
         }
         let stream = match api.watch(&params, &resource_version).await {
             Ok(stream) => stream,
-            Err(kube::Error::Api(status)) if status.code == 403 => {
+            Err(e) if kube_error::classify(&e).kind == KubeErrorKind::Forbidden => {
                 tracing::info!(
                     node,
                     "not allowed to watch pods; polling the node's pods instead"
@@ -231,7 +233,7 @@ async fn track(
                 poll(&api, &node, label_selector.as_deref(), &tx).await;
                 return;
             }
-            Err(kube::Error::Api(status)) if status.code == 410 => {
+            Err(e) if kube_error::classify(&e).kind == KubeErrorKind::Gone => {
                 relist = true;
                 continue;
             }
@@ -271,7 +273,7 @@ async fn track(
                 }
                 Ok(WatchEvent::Bookmark(b)) => resource_version = b.metadata.resource_version,
                 Ok(WatchEvent::Error(status)) => {
-                    if status.code == 410 {
+                    if kube_error::classify_status(&status).kind == KubeErrorKind::Gone {
                         relist = true;
                     } else {
                         tracing::debug!(?status, node, "pod watch answered an error");

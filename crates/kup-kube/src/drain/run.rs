@@ -16,7 +16,6 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::Drainer;
-use super::backoff::{Backoff, MAX_TRANSIENT_ATTEMPTS, delay_honouring, retry_transient};
 use super::budget::Budgets;
 use super::cordon::{get_node, is_cordoned, set_unschedulable};
 use super::evict::{self, Answer};
@@ -25,7 +24,10 @@ use super::options::DrainOptions;
 use super::pods::{NodePods, PodsView, WaitEnd, list_node_pods};
 use super::report::{BlockedPod, DrainMethod, DrainReport, PodRef, SkipReason, SkippedPod};
 use super::selector::pdb_selects;
+use super::{API_RETRY, EVICTION_RETRY};
 use crate::error::{Error, Result};
+use crate::kube_error::{self, KubeErrorKind};
+use crate::retry::{Backoff, retry, retry_until};
 
 /// A pod to remove, with the labels needed to name its budgets.
 struct Target {
@@ -275,9 +277,11 @@ async fn look_up_daemonsets(
     let wanted = filters::daemonsets_to_look_up(pods, opts, now);
     let lookups = wanted.into_iter().map(|(ns, name)| async move {
         let api: Api<DaemonSet> = Api::namespaced(drainer.client.clone(), &ns);
-        let found = match retry_transient(deadline, || api.get(&name)).await {
+        let found = match retry_until(&API_RETRY, deadline, || api.get(&name)).await {
             Ok(_) => DaemonSetLookup::Exists,
-            Err(kube::Error::Api(status)) if status.code == 404 => {
+            Err(kube::Error::Api(status))
+                if kube_error::classify_status(&status).kind == KubeErrorKind::NotFound =>
+            {
                 let message = if status.message.is_empty() {
                     format!("daemonsets.apps {name:?} not found")
                 } else {
@@ -301,7 +305,7 @@ async fn budgets_selecting(ctx: &Ctx<'_>, target: &Target) -> Result<Vec<String>
     let api: Api<PodDisruptionBudget> =
         Api::namespaced(ctx.drainer.client.clone(), &target.pod.namespace);
     let params = kube::api::ListParams::default();
-    let list = retry_transient(None, || api.list(&params)).await?;
+    let list = retry(&API_RETRY, || api.list(&params)).await?;
     Ok(list
         .items
         .iter()
@@ -362,9 +366,9 @@ fn record_blocked(ctx: &Ctx<'_>, pod: &PodRef, pdb: Option<&str>, message: &str)
 async fn evict_pod(ctx: &Ctx<'_>, target: &Target) -> Result<(), Fatal> {
     let pod = &target.pod;
     let client = &ctx.drainer.eviction_client;
-    let mut overload = Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
+    let mut overload = EVICTION_RETRY.start();
     let mut overloads = 0;
-    let mut namespace_wait = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
+    let mut namespace_wait = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(5));
     // The budget that refused the last attempt, with its Retry-After.
     let mut budget: Option<(std::sync::Arc<super::budget::Budget>, Option<Duration>)> = None;
     // Set when the namespace's deletion removes the pod rather than our eviction.
@@ -446,7 +450,7 @@ async fn evict_pod(ctx: &Ctx<'_>, target: &Target) -> Result<(), Fatal> {
                     }
                     None => {
                         budget = None;
-                        tokio::time::sleep(delay_honouring(&mut namespace_wait, retry_after)).await;
+                        tokio::time::sleep(namespace_wait.next_delay_after(retry_after)).await;
                     }
                 }
             }
@@ -484,14 +488,14 @@ async fn evict_pod(ctx: &Ctx<'_>, target: &Target) -> Result<(), Fatal> {
             } => {
                 drop(turn);
                 overloads += 1;
-                if overloads >= MAX_TRANSIENT_ATTEMPTS {
+                if overloads > EVICTION_RETRY.max_retries {
                     return Err(Fatal::Removal {
                         pod: pod.clone(),
                         code: code.unwrap_or(0),
                         message: format!("{message} (still failing after {overloads} attempts)"),
                     });
                 }
-                tokio::time::sleep(delay_honouring(&mut overload, retry_after)).await;
+                tokio::time::sleep(overload.next_delay_after(retry_after)).await;
             }
             Answer::Failed {
                 code,
@@ -516,7 +520,7 @@ async fn evict_pod(ctx: &Ctx<'_>, target: &Target) -> Result<(), Fatal> {
 /// Deletes one pod (`disable_eviction`), then waits until it is gone.
 async fn delete_pod(ctx: &Ctx<'_>, target: &Target) -> Result<(), Fatal> {
     let pod = &target.pod;
-    let mut overload = Backoff::new(Duration::from_millis(250), Duration::from_secs(8));
+    let mut overload = EVICTION_RETRY.start();
     let mut overloads = 0;
     loop {
         if ctx.tracker.state(&pod.uid).is_none() {
@@ -547,14 +551,14 @@ async fn delete_pod(ctx: &Ctx<'_>, target: &Target) -> Result<(), Fatal> {
                 retry_after,
             } => {
                 overloads += 1;
-                if overloads >= MAX_TRANSIENT_ATTEMPTS {
+                if overloads > EVICTION_RETRY.max_retries {
                     return Err(Fatal::Removal {
                         pod: pod.clone(),
                         code: code.unwrap_or(0),
                         message: format!("{message} (still failing after {overloads} attempts)"),
                     });
                 }
-                tokio::time::sleep(delay_honouring(&mut overload, retry_after)).await;
+                tokio::time::sleep(overload.next_delay_after(retry_after)).await;
             }
             Answer::Blocked { message, .. }
             | Answer::NamespaceTerminating { message }
