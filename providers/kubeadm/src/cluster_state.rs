@@ -144,8 +144,9 @@ pub async fn wait_ready_at(
         match node(client, name).await {
             Ok(state) if state.ready_at(version) => return Ok(()),
             Ok(state) => last = Some(state),
-            // Brief API outages are expected while API servers restart.
-            Err(Error::Kube(_)) => {}
+            // Brief API outages are expected while API servers restart; a refusal (403, 404)
+            // is not an outage and ends the wait at once.
+            Err(Error::Kube(e)) if kup_kube::kube_error::is_retryable(&e) => {}
             Err(e) => return Err(e),
         }
         if tokio::time::Instant::now() >= deadline {
