@@ -7,7 +7,7 @@
 //! verifies the snapshot, upgrades the control plane to 1.31 and rolls the workers.
 //!
 //! ```text
-//! cargo run -p kup-kubeadm --example kubeadm
+//! cargo run -p kup-examples --example kubeadm
 //! ```
 //!
 //! Real nodes: pass an inventory (and use the current kubeconfig). It prints the cluster, the
@@ -15,7 +15,7 @@
 //! `--yes` is given, and then only backs up etcd and moves the control plane one hop.
 //!
 //! ```text
-//! cargo run -p kup-kubeadm --example kubeadm -- --inventory nodes.yaml --target 1.31 [--yes]
+//! cargo run -p kup-examples --example kubeadm -- --inventory nodes.yaml --target 1.31 [--yes]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -178,7 +178,7 @@ async fn run_simulated(
     cps: &[&str],
     workers: &[&str],
 ) -> Res<()> {
-    let shims = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/shims");
+    let shims = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../providers/kubeadm/tests/shims");
     let state = work.join("nodes");
     let mut yaml = "cluster: example\ncontrol_plane:\n".to_string();
     for (i, node) in cps.iter().chain(workers.iter()).enumerate() {

@@ -4,7 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-pub mod provider;
+
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,7 +29,7 @@ use kup_mocks::k8s::{
 };
 use tokio_util::sync::CancellationToken;
 
-use self::provider::{POOL_LABEL, SimProvider, Timing, v};
+use crate::reference::{POOL_LABEL, SimProvider, Timing, v};
 
 /// A guard for waits that end long before it; never the thing asserted.
 pub const GUARD: Duration = Duration::from_secs(120);
@@ -294,7 +294,7 @@ impl BudgetWatch {
 }
 
 /// A running simulated cluster with its provider.
-pub struct Harness {
+pub struct SimCluster {
     pub sim: SimHandle,
     pub provider: Arc<SimProvider>,
     pub kube: KubeCluster,
@@ -303,7 +303,7 @@ pub struct Harness {
     pub name: String,
 }
 
-impl Harness {
+impl SimCluster {
     pub async fn start(setup: Setup) -> Self {
         Self::start_named("prod", setup).await
     }

@@ -1,4 +1,4 @@
-//! Prints the upgrade plan for a sample cluster: `cargo run -p kup-core --example plan`.
+//! Prints the upgrade plan for a sample cluster: `cargo run -p kup-examples --example plan`.
 //!
 //! Optional arguments: a target version (default 1.34) and `--json` for the saved form.
 

@@ -5,7 +5,7 @@
 //! upgraded to 1.35 by kup's engine, then validated. No AWS account needed.
 //!
 //! ```text
-//! cargo run -p kup-eks --example eks
+//! cargo run -p kup-examples --example eks
 //! ```
 //!
 //! Real AWS: credentials from the default chain (environment, profile, SSO, web identity),
@@ -13,7 +13,7 @@
 //! versions, the pre-flight findings and the plan; it changes nothing unless `--yes` is given.
 //!
 //! ```text
-//! cargo run -p kup-eks --example eks -- --cluster prod-1 --region us-west-2 --target 1.34 [--yes]
+//! cargo run -p kup-examples --example eks -- --cluster prod-1 --region us-west-2 --target 1.34 [--yes]
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
