@@ -22,7 +22,7 @@ use kup_engine::journal::{ConfigMapJournalStore, JournalStore};
 use kup_mocks::k8s::{Fault, IntOrPercent, Node, Pdb, Pool, Scenario, Workload};
 use proptest::prelude::*;
 use support::{
-    Attempt, BudgetWatch, CrashStore, SimCluster, How, Setup, attempt, fast_options, sim_config,
+    Attempt, BudgetWatch, CrashStore, How, Setup, SimCluster, attempt, fast_options, sim_config,
 };
 use tokio_util::sync::CancellationToken;
 

@@ -20,7 +20,7 @@ use kup_engine::events::Recorder;
 use kup_engine::journal::{NodePhase, RunState, StepState};
 use kup_mocks::k8s::RequestRecord;
 use kup_mocks::k8s::{IntOrPercent, Node, Pdb, SimHandle, Workload};
-use support::{Attempt, SimCluster, How, Tripwire, attempt, fast_options, memory, small, standard};
+use support::{Attempt, How, SimCluster, Tripwire, attempt, fast_options, memory, small, standard};
 use tokio_util::sync::CancellationToken;
 
 /// Mutating requests other than the lock's lease.

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;

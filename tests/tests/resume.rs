@@ -17,7 +17,7 @@ use kup_engine::journal::{ConfigMapJournalStore, JournalStore, NodePhase, RunSta
 use kup_engine::{EngineOptions, Error};
 use kup_mocks::k8s::Fault;
 use support::{
-    Attempt, CrashStore, SimCluster, How, Tripwire, attempt, fast_options, memory, small, standard,
+    Attempt, CrashStore, How, SimCluster, Tripwire, attempt, fast_options, memory, small, standard,
 };
 use tokio_util::sync::CancellationToken;
 
