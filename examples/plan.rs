@@ -1,15 +1,34 @@
-//! Prints the upgrade plan for a sample cluster: `cargo run -p kup-examples --example plan`.
+//! Prints the upgrade plan kup-core's planner makes for a sample EKS cluster (control plane at
+//! 1.30, a pool a minor behind, kube-proxy that must follow the control plane). Pure: nothing
+//! is contacted, so there is no real-cluster mode; `kup plan` does this for a live cluster.
 //!
-//! Optional arguments: a target version (default 1.34) and `--json` for the saved form.
+//! ```text
+//! cargo run -p kup-examples --example plan [-- 1.33] [--json]
+//! ```
+//!
+//! Arguments: a target version (default 1.34) and `--json` for the sealed, saved form.
 
 use kup_core::{
     Addon, AddonUpgrade, AvailableVersion, Capabilities, ClusterInfo, KubeVersion, NodePool,
-    PlanOptions, PlanRequest, ProviderKind, SupportStatus, plan,
+    PlanOptions, PlanRequest, ProviderKind, SupportStatus, UpgradePlan, plan,
 };
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    let target = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map_or("1.34", String::as_str);
+    match target.parse().and_then(sample_plan) {
+        Ok(plan) if json => {
+            println!("{}", plan.to_json());
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(plan) => {
+            println!("{plan}");
+            std::process::ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err}");
             std::process::ExitCode::from(2)
@@ -17,15 +36,8 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run() -> Result<(), kup_core::Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let json = args.iter().any(|a| a == "--json");
-    let target: KubeVersion = args
-        .iter()
-        .find(|a| !a.starts_with("--"))
-        .map_or("1.34", String::as_str)
-        .parse()?;
-
+/// The plan from the sample cluster to `target`.
+fn sample_plan(target: KubeVersion) -> Result<UpgradePlan, kup_core::Error> {
     let v = KubeVersion::parse;
     let cluster = ClusterInfo {
         provider: ProviderKind::Eks,
@@ -67,21 +79,41 @@ fn run() -> Result<(), kup_core::Error> {
         cluster,
         target,
         offered,
-        capabilities: Capabilities {
-            node_pool_upgrade: true,
-            control_plane_patch_selectable: false,
-            provider_drains_nodes: true,
-            managed_addons: true,
-            ..Capabilities::default()
-        },
+        capabilities: eks_like(),
         addon_upgrades,
         options: PlanOptions::default(),
     };
-    let plan = plan(&request)?;
-    if json {
-        println!("{}", plan.to_json());
-    } else {
+    plan(&request)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn plans_the_sample_cluster_hop_by_hop_and_round_trips() {
+        let plan = sample_plan("1.34".parse().unwrap()).unwrap();
+        let hops: Vec<String> = plan
+            .control_plane_hops()
+            .map(|s| s.action.to_string())
+            .collect();
+        assert_eq!(hops.len(), 4, "1.30 → 1.34 is four hops: {hops:?}");
+        let json = plan.to_json();
+        let back = UpgradePlan::from_json(&json).unwrap();
+        assert_eq!(back, plan);
         println!("{plan}");
+        let err = sample_plan("1.29".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("downgrade"), "{err}");
     }
-    Ok(())
+}
+
+/// What an EKS-like provider declares.
+fn eks_like() -> Capabilities {
+    let mut caps = Capabilities::default();
+    caps.node_pool_upgrade = true;
+    caps.control_plane_patch_selectable = false;
+    caps.provider_drains_nodes = true;
+    caps.managed_addons = true;
+    caps
 }
