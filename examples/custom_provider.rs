@@ -120,6 +120,9 @@ impl UpgradeProvider for TinyProvider {
         &self.name
     }
 
+    // Field by field: `Capabilities` is becoming `#[non_exhaustive]`, and this form builds
+    // before and after.
+    #[allow(clippy::field_reassign_with_default)]
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::default();
         caps.node_upgrade = true;

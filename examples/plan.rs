@@ -86,6 +86,19 @@ fn sample_plan(target: KubeVersion) -> Result<UpgradePlan, kup_core::Error> {
     plan(&request)
 }
 
+/// What an EKS-like provider declares.
+// Field by field: `Capabilities` is becoming `#[non_exhaustive]`, and this form builds before
+// and after.
+#[allow(clippy::field_reassign_with_default)]
+fn eks_like() -> Capabilities {
+    let mut caps = Capabilities::default();
+    caps.node_pool_upgrade = true;
+    caps.control_plane_patch_selectable = false;
+    caps.provider_drains_nodes = true;
+    caps.managed_addons = true;
+    caps
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -106,14 +119,4 @@ mod tests {
         let err = sample_plan("1.29".parse().unwrap()).unwrap_err();
         assert!(err.to_string().contains("downgrade"), "{err}");
     }
-}
-
-/// What an EKS-like provider declares.
-fn eks_like() -> Capabilities {
-    let mut caps = Capabilities::default();
-    caps.node_pool_upgrade = true;
-    caps.control_plane_patch_selectable = false;
-    caps.provider_drains_nodes = true;
-    caps.managed_addons = true;
-    caps
 }

@@ -167,6 +167,9 @@ impl SimProvider {
     }
 
     /// What a cloud provider with kup-rolled pools declares: everything.
+    // Field by field: `Capabilities` is becoming `#[non_exhaustive]`, and this form builds
+    // before and after.
+    #[allow(clippy::field_reassign_with_default)]
     pub fn capabilities(max_jump: Option<u32>) -> Capabilities {
         let mut caps = Capabilities::default();
         caps.max_kubelet_skew = 3;
