@@ -304,11 +304,23 @@ pub async fn busy_cluster_is_reported_busy_and_nothing_is_sent(h: &impl Harness)
     let info = cluster(p.as_ref()).await;
     assert!(info.is_busy(), "the cluster does not read busy: {info:?}");
     let before = h.mutations();
-    let err = p
+    let err = match p
         .upgrade_control_plane(&to, &ControlPlaneOptions::default())
         .await
-        .err()
-        .unwrap_or_else(|| panic!("a control-plane start on a busy cluster was accepted"));
+    {
+        Err(e) => e,
+        Ok(op) => panic!(
+            "{}: a control-plane start on a busy cluster (running: {}) was accepted as {op}; \
+             expected kup_core::Error::Busy and nothing sent (sent since: {:?})",
+            p.kind(),
+            info.in_progress
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            h.mutations().since(&before).sent
+        ),
+    };
     assert!(
         matches!(err, Error::Busy { .. }),
         "expected kup_core::Error::Busy, got {err:?}"

@@ -6,7 +6,7 @@
 //! provider, stage busy clusters and failures, report the mutating calls its backend saw) and
 //! generating one test per behaviour:
 //!
-//! ```ignore
+//! ```text
 //! struct MyHarness { /* the mock, the provider */ }
 //! #[async_trait::async_trait]
 //! impl kup_tests::Harness for MyHarness { /* … */ }
