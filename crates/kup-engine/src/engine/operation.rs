@@ -39,11 +39,12 @@ pub(crate) fn blocking<'o>(
     {
         return None;
     }
-    in_progress.iter().find(|o| {
-        !known(o)
-            && !(matches!(target, OperationTarget::Node { .. })
-                && matches!(o.target, OperationTarget::Node { .. }))
-    })
+    // Node upgrades of one batch run side by side.
+    let side_by_side = |o: &Operation| {
+        matches!(target, OperationTarget::Node { .. })
+            && matches!(o.target, OperationTarget::Node { .. })
+    };
+    in_progress.iter().find(|o| !known(o) && !side_by_side(o))
 }
 
 fn version_agrees(op: &Operation, to: Option<&KubeVersion>) -> bool {

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use kup_tests::sim as support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,14 +16,14 @@ use kup_core::{ErrorCategory, Event};
 use kup_engine::Error;
 use kup_engine::lock::{ClusterLock, LeaseLock, LeaseSettings};
 use kup_mocks::k8s::Fault;
-use support::{Harness, Tripwire, fast_options, memory, small};
+use support::{SimCluster, Tripwire, fast_options, memory, small};
 use tokio_util::sync::CancellationToken;
 
-fn lease_api(h: &Harness) -> Api<Lease> {
+fn lease_api(h: &SimCluster) -> Api<Lease> {
     Api::namespaced(h.sim.client().unwrap(), "kube-system")
 }
 
-fn lock(h: &Harness, holder: &str, duration: Duration) -> LeaseLock {
+fn lock(h: &SimCluster, holder: &str, duration: Duration) -> LeaseLock {
     LeaseLock::new(
         h.sim.client().unwrap(),
         "prod",
@@ -36,7 +36,7 @@ fn lock(h: &Harness, holder: &str, duration: Duration) -> LeaseLock {
     .unwrap()
 }
 
-async fn put_lease(h: &Harness, holder: &str, renewed_secs_ago: i64, duration: i32) {
+async fn put_lease(h: &SimCluster, holder: &str, renewed_secs_ago: i64, duration: i32) {
     let renew = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(renewed_secs_ago);
     let lease = Lease {
         metadata: ObjectMeta {
@@ -65,7 +65,7 @@ fn holder(lease: &Lease) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_is_refused_at_once_naming_the_holder() {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     let plan = h.plan("1.33.2").await;
     let store = memory();
     let wire = Arc::new(Tripwire::new(1, |e| {
@@ -120,7 +120,7 @@ async fn a_second_run_is_refused_at_once_naming_the_holder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_is_taken_over_and_a_live_one_is_not() {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     put_lease(&h, "crashed-run", 5, 60).await;
     let err = lock(&h, "next-run", Duration::from_secs(15))
         .acquire()
@@ -164,7 +164,7 @@ async fn an_expired_lease_is_taken_over_and_a_live_one_is_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_writers_get_409_and_exactly_one_wins() {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     put_lease(&h, "crashed-run", 120, 60).await;
     // Both read the expired lease before either writes: the second write carries a stale
     // resourceVersion and gets 409.
@@ -229,14 +229,14 @@ async fn racing_writers_get_409_and_exactly_one_wins() {
     h.sim.shutdown().await;
 }
 
-async fn put_lease_after_release(h: &Harness) {
+async fn put_lease_after_release(h: &SimCluster) {
     let lease = lease_api(h).get("kup-upgrade-prod").await.unwrap();
     assert_eq!(holder(&lease), None, "released");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_is_renewed_and_a_takeover_stops_the_run() {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     let l = lock(&h, "renewer", Duration::from_secs(2));
     let guard = l.acquire().await.unwrap();
     let first = lease_api(&h).get("kup-upgrade-prod").await.unwrap();

@@ -16,7 +16,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use kup_tests::sim as support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,9 +30,11 @@ use kup_core::{
 };
 use kup_engine::journal::{JournalStore, MemoryJournalStore, RunState};
 use kup_engine::{Engine, WouldDo};
+use kup_tests::reference::SimProvider;
 use proptest::prelude::*;
-use support::provider::SimProvider;
-use support::{Attempt, CrashStore, Harness, How, attempt, fast_options, memory, standard};
+use support::{
+    Attempt, CrashStore, How, SimCluster as Harness, attempt, fast_options, memory, standard,
+};
 use tokio_util::sync::CancellationToken;
 
 /// The standard cluster with the provider limiting pool upgrades to one minor.

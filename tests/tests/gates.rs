@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use kup_tests::sim as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use kup_engine::journal::{NodePhase, RunState, StepState};
 use kup_engine::{Error, PoolOptions};
 use kup_mocks::k8s::RequestRecord;
 use kup_mocks::k8s::{IntOrPercent, Node, Pdb, SimHandle, Workload};
-use support::{Attempt, Harness, How, Tripwire, attempt, fast_options, memory, small, standard};
+use support::{Attempt, How, SimCluster, Tripwire, attempt, fast_options, memory, small, standard};
 use tokio_util::sync::CancellationToken;
 
 /// Mutating requests other than the lock's lease.
@@ -38,7 +38,7 @@ async fn preflight_blockers_stop_the_run_before_any_change_unless_overridden() {
     setup.scenario = setup
         .scenario
         .node(Node::new("kw-9").pool("kw").not_ready());
-    let h = Harness::start(setup).await;
+    let h = SimCluster::start(setup).await;
     h.provider.set_faults(|f| {
         f.findings = vec![Finding::new(
             "sim.insight-deprecated-apis",
@@ -86,7 +86,7 @@ async fn preflight_blockers_stop_the_run_before_any_change_unless_overridden() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_that_does_not_verify_leaves_the_control_plane_untouched() {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     let plan = h.plan("1.33.2").await;
     h.provider.set_faults(|f| f.backup_fails = true);
     let store = memory();
@@ -163,7 +163,7 @@ fn solo_node(sim: &SimHandle) -> String {
         .unwrap()
 }
 
-async fn open_budget(h: &Harness) {
+async fn open_budget(h: &SimCluster) {
     let api: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
         Api::namespaced(h.sim.client().unwrap(), "shop");
     api.patch(
@@ -177,7 +177,7 @@ async fn open_budget(h: &Harness) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_drain_fails_the_run_and_leaves_the_node_cordoned_and_recorded() {
-    let h = Harness::start(stuck()).await;
+    let h = SimCluster::start(stuck()).await;
     let node = solo_node(&h.sim);
     let plan = h.plan("1.33.2").await;
     let store = memory();
@@ -237,7 +237,7 @@ async fn a_stuck_drain_fails_the_run_and_leaves_the_node_cordoned_and_recorded()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cordon_and_continue_leaves_the_stuck_node_cordoned_and_a_later_run_finishes_it() {
-    let h = Harness::start(stuck()).await;
+    let h = SimCluster::start(stuck()).await;
     let node = solo_node(&h.sim);
     let plan = h.plan("1.33.2").await;
     let store = memory();
@@ -319,7 +319,7 @@ impl EventSink for Flapper {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_validation_gate_stops_before_the_next_node() {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     let plan = h.plan("1.33.2").await;
     let store = memory();
     let flapper = Arc::new(Flapper {
@@ -390,7 +390,7 @@ impl<F: Fn(&Event) -> bool + Send + Sync> EventSink for CancelOn<F> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_stops_at_a_safe_point_with_an_accurate_journal() {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     let plan = h.plan("1.33.2").await;
     let store = memory();
     let cancel = CancellationToken::new();
@@ -435,7 +435,7 @@ async fn cancellation_stops_at_a_safe_point_with_an_accurate_journal() {
 
     // Cancelled while polling the control plane: the operation stays recorded and is
     // re-attached, not started again.
-    let h2 = Harness::start(small()).await;
+    let h2 = SimCluster::start(small()).await;
     let plan2 = h2.plan("1.33.2").await;
     let store2 = memory();
     let cancel2 = CancellationToken::new();
@@ -491,7 +491,7 @@ async fn cancellation_stops_at_a_safe_point_with_an_accurate_journal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_that_would_be_unsafe_are_refused_with_the_reason() {
-    let h = Harness::start(standard()).await;
+    let h = SimCluster::start(standard()).await;
     let plan = h.plan("1.33.2").await;
     let store = memory();
     // Crash after the first hop, while pool kw is being rolled.
@@ -559,7 +559,7 @@ async fn resumes_that_would_be_unsafe_are_refused_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kup_drains_a_provider_pool_ahead_of_the_provider_when_asked() {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     let plan = h.plan("1.33.2").await;
     let store = memory();
     let mut options = fast_options();

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use kup_tests::sim as support;
 
 use std::sync::Arc;
 
@@ -11,10 +11,10 @@ use kup_core::{Event, Finding, Outcome, Severity};
 use kup_engine::WouldDo;
 use kup_engine::events::Recorder;
 use kup_mocks::k8s::{Node, Pod};
-use support::{Harness, fast_options, memory, standard};
+use support::{SimCluster, fast_options, memory, standard};
 use tokio_util::sync::CancellationToken;
 
-fn mutating(h: &Harness) -> Vec<String> {
+fn mutating(h: &SimCluster) -> Vec<String> {
     h.sim
         .requests()
         .entries()
@@ -26,7 +26,7 @@ fn mutating(h: &Harness) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_reports_what_it_would_do_and_changes_nothing() {
-    let h = Harness::start(standard()).await;
+    let h = SimCluster::start(standard()).await;
     let plan = h.plan("1.33.2").await;
     let store = memory();
     let events = Arc::new(Recorder::new());
@@ -109,7 +109,7 @@ async fn a_dry_run_names_every_precondition_that_would_stop_the_run() {
         .scenario
         .pod(Pod::new("shop", "debug").node("kw-1"))
         .node(Node::new("kw-9").pool("kw").not_ready());
-    let h = Harness::start(setup).await;
+    let h = SimCluster::start(setup).await;
     h.provider.set_faults(|f| {
         f.findings = vec![Finding::new(
             "sim.insight-addon-version",

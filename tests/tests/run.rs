@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use kup_tests::sim as support;
 
 use std::sync::Arc;
 
@@ -12,8 +12,8 @@ use kup_engine::PoolOptions;
 use kup_engine::events::Recorder;
 use kup_engine::journal::JournalStore;
 use kup_mocks::k8s::{Node, Pool};
-use support::provider::v;
-use support::{BudgetWatch, Harness, fast_options, memory, standard};
+use kup_tests::reference::v;
+use support::{BudgetWatch, SimCluster, fast_options, memory, standard};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,7 +25,7 @@ async fn a_multi_minor_plan_reaches_its_end_state() {
         .pool(Pool::new("old", 2).kubelet_version("v1.30.2"));
     setup.pools.push(("old", PoolManagement::Kup));
     setup.max_jump = Some(1);
-    let h = Harness::start(setup).await;
+    let h = SimCluster::start(setup).await;
     let plan = h.plan("1.33.2").await;
     let pool_steps: Vec<String> = plan
         .steps
@@ -130,7 +130,7 @@ async fn a_multi_minor_plan_reaches_its_end_state() {
 async fn a_node_cordoned_before_is_upgraded_and_left_cordoned() {
     let mut setup = standard();
     setup.scenario = setup.scenario.node(Node::new("kw-5").pool("kw"));
-    let h = Harness::start(setup).await;
+    let h = SimCluster::start(setup).await;
     let plan = h.plan("1.32.4").await;
     let store = memory();
     let engine = h.engine(

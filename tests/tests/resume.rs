@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use kup_tests::sim as support;
 
 use std::sync::Arc;
 
@@ -17,13 +17,13 @@ use kup_engine::journal::{ConfigMapJournalStore, JournalStore, NodePhase, RunSta
 use kup_engine::{EngineOptions, Error};
 use kup_mocks::k8s::Fault;
 use support::{
-    Attempt, CrashStore, Harness, How, Tripwire, attempt, fast_options, memory, small, standard,
+    Attempt, CrashStore, How, SimCluster, Tripwire, attempt, fast_options, memory, small, standard,
 };
 use tokio_util::sync::CancellationToken;
 
 /// Reruns with fresh engines (as restarted processes would: `apply` resumes the journal, or
 /// starts afresh when the crash came before its first write) until a run finishes well.
-async fn resume_until_done(h: &Harness, plan: &UpgradePlan, store: Arc<dyn JournalStore>) {
+async fn resume_until_done(h: &SimCluster, plan: &UpgradePlan, store: Arc<dyn JournalStore>) {
     for _ in 0..5 {
         let engine = h.engine(
             store.clone(),
@@ -50,7 +50,7 @@ async fn resume_until_done(h: &Harness, plan: &UpgradePlan, store: Arc<dyn Journ
 
 /// Saves a crash-free run of the small plan writes.
 async fn saves_of_a_clean_run() -> usize {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     let plan = h.plan("1.33.2").await;
     let counting = Arc::new(CrashStore::new(memory(), usize::MAX, false));
     let engine = h.engine(
@@ -66,7 +66,7 @@ async fn saves_of_a_clean_run() -> usize {
 
 /// One crash at save `at` (landing first when `after`), then resumes until done.
 async fn crash_at_save(at: usize, after: bool) -> (usize, bool) {
-    let h = Harness::start(small()).await;
+    let h = SimCluster::start(small()).await;
     let plan = h.plan("1.33.2").await;
     let inner = memory();
     let crashing = Arc::new(CrashStore::new(inner.clone(), at, after));
@@ -112,9 +112,9 @@ async fn a_crash_at_any_journal_write_resumes_to_the_same_end_state() {
 async fn crash_on_event(
     nth: usize,
     pred: impl Fn(&Event) -> bool + Send + Sync + 'static,
-    inspect: impl FnOnce(&Harness, &kup_engine::journal::Journal),
+    inspect: impl FnOnce(&SimCluster, &kup_engine::journal::Journal),
 ) {
-    let h = Harness::start(standard()).await;
+    let h = SimCluster::start(standard()).await;
     let plan = h.plan("1.33.2").await;
     let store = memory();
     let wire = Arc::new(Tripwire::new(nth, pred));
@@ -219,7 +219,7 @@ async fn a_crash_while_a_node_restarts_or_during_validation_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_in_a_configmap_survives_a_crash() {
-    let h = Harness::start(standard()).await;
+    let h = SimCluster::start(standard()).await;
     let plan = h.plan("1.33.2").await;
     let store = || {
         Arc::new(ConfigMapJournalStore::new(
@@ -255,7 +255,7 @@ async fn a_journal_in_a_configmap_survives_a_crash() {
 
 /// Runs until an injected failure stops it; returns the error.
 async fn fails_with(
-    h: &Harness,
+    h: &SimCluster,
     plan: &UpgradePlan,
     store: Arc<dyn JournalStore>,
     options: EngineOptions,
@@ -269,7 +269,7 @@ async fn fails_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_control_plane_operation_lists_every_provider_error_then_resumes() {
-    let h = Harness::start(standard()).await;
+    let h = SimCluster::start(standard()).await;
     let plan = h.plan("1.33.2").await;
     h.provider.set_faults(|f| {
         f.fail_control_plane = Some(vec![
@@ -311,7 +311,7 @@ async fn a_failed_control_plane_operation_lists_every_provider_error_then_resume
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_answers_are_reported_as_busy_and_nothing_is_started() {
-    let h = Harness::start(standard()).await;
+    let h = SimCluster::start(standard()).await;
     let plan = h.plan("1.33.2").await;
     h.provider.set_faults(|f| f.busy_once = true);
     let store = memory();
@@ -333,7 +333,7 @@ async fn busy_answers_are_reported_as_busy_and_nothing_is_started() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_and_node_upgrade_failures_stop_the_run_and_resume_converges() {
-    let h = Harness::start(standard()).await;
+    let h = SimCluster::start(standard()).await;
     let plan = h.plan("1.33.2").await;
     let store = memory();
     // The second node upgrade fails in the provider; the node stays cordoned and recorded.

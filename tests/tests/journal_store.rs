@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -17,7 +15,7 @@ use kup_engine::journal::{
     ConfigMapJournalStore, Journal, JournalStore, NodePhase, NodeRecord, StepState,
 };
 use kup_mocks::k8s::{Fault, Scenario, SimConfig, SimHandle, Simulator};
-use support::provider::v;
+use kup_tests::reference::v;
 
 fn plan() -> UpgradePlan {
     UpgradePlan {

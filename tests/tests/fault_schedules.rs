@@ -12,7 +12,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use kup_tests::sim as support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ use kup_engine::journal::{ConfigMapJournalStore, JournalStore};
 use kup_mocks::k8s::{Fault, IntOrPercent, Node, Pdb, Pool, Scenario, Workload};
 use proptest::prelude::*;
 use support::{
-    Attempt, BudgetWatch, CrashStore, Harness, How, Setup, attempt, fast_options, sim_config,
+    Attempt, BudgetWatch, CrashStore, How, Setup, SimCluster, attempt, fast_options, sim_config,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -125,7 +125,7 @@ fn setup() -> Setup {
 }
 
 async fn run_schedule(s: Schedule) {
-    let h = Harness::start(setup()).await;
+    let h = SimCluster::start(setup()).await;
     let plan = h.plan("1.33.2").await;
     for f in &s.api {
         h.sim.faults().add(

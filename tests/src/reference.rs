@@ -1,6 +1,8 @@
-//! A stateful test provider: it keeps its own control-plane version, add-ons and operations,
-//! and drives the simulated cluster's nodes, so every upgrade is observable through the
-//! Kubernetes API.
+//! The reference provider: [`SimProvider`] implements the whole [`UpgradeProvider`] contract
+//! against the Kubernetes simulator. It keeps its own control-plane version, add-ons and
+//! operations (standing in for a cloud's API) and drives the simulated cluster's nodes, so
+//! every upgrade is observable through the Kubernetes API. It passes the behaviour suite, and
+//! the engine's end-to-end tests run on it.
 //!
 //! - Control-plane and add-on operations finish a set time after they start (whether anyone
 //!   polls or not, as a cloud's would); the control plane's version then moves in the
@@ -14,7 +16,8 @@
 //! - Every operation started is recorded, so tests can assert none was started twice; every
 //!   kubelet move is checked against the control plane's version.
 
-#![allow(dead_code, clippy::unwrap_used)]
+// Test-support code: the simulator answering out of turn is a failed test, so it panics.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +38,7 @@ use tokio::time::Instant;
 /// The label carrying a node's pool in the simulator.
 pub const POOL_LABEL: &str = "kup.dev/pool";
 
+/// Parses a version the tests spell out (panics on a typo).
 pub fn v(s: &str) -> KubeVersion {
     KubeVersion::parse(s).unwrap()
 }
@@ -61,7 +65,9 @@ pub struct ProviderFaults {
 /// How long operations take (real time).
 #[derive(Clone, Debug)]
 pub struct Timing {
+    /// From the start of a control-plane operation to its end.
     pub control_plane: Duration,
+    /// From the start of an add-on operation to its end.
     pub addon: Duration,
 }
 
@@ -79,7 +85,7 @@ enum Work {
     ControlPlane(KubeVersion),
     Addon(String, String),
     Node(String, KubeVersion),
-    Pool(String, Arc<Mutex<OperationStatus>>),
+    Pool(Arc<Mutex<OperationStatus>>),
 }
 
 #[derive(Debug)]
@@ -125,6 +131,7 @@ impl std::fmt::Debug for SimProvider {
     }
 }
 
+/// The reference provider's kind: `sim`.
 pub fn kind() -> ProviderKind {
     ProviderKind::Other("sim".into())
 }
@@ -159,7 +166,7 @@ impl SimProvider {
         }
     }
 
-    /// What a cloud provider with kup-rolled pools declares.
+    /// What a cloud provider with kup-rolled pools declares: everything.
     pub fn capabilities(max_jump: Option<u32>) -> Capabilities {
         Capabilities::new().with(|c| {
             c.max_node_pool_minor_jump = max_jump;
@@ -171,6 +178,23 @@ impl SimProvider {
         })
     }
 
+    /// Another instance on the same backend, as a restarted process (or a second client)
+    /// builds: its own Kubernetes clients, the provider's state shared, because that state
+    /// stands for the cloud's.
+    pub fn reconnect(&self) -> Self {
+        Self {
+            drainer: Drainer::from_config(self.sim.client_config()).unwrap(),
+            ..self.clone()
+        }
+    }
+
+    /// The same provider with other operation timings (operations it starts from now on).
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// Changes the injected faults.
     pub fn set_faults(&self, f: impl FnOnce(&mut ProviderFaults)) {
         f(&mut self.state.lock().unwrap().faults);
     }
@@ -219,14 +243,17 @@ impl SimProvider {
         self.state.lock().unwrap().pools.remove(pool);
     }
 
+    /// Backups taken so far.
     pub fn backups(&self) -> u32 {
         self.state.lock().unwrap().backups
     }
 
+    /// The control plane's version as the provider holds it.
     pub fn control_plane(&self) -> KubeVersion {
         self.state.lock().unwrap().control_plane.clone().unwrap()
     }
 
+    /// An add-on's installed version.
     pub fn addon(&self, name: &str) -> Option<String> {
         self.state.lock().unwrap().addons.get(name).cloned()
     }
@@ -273,7 +300,7 @@ impl SimProvider {
                 continue;
             }
             match &op.work {
-                Work::Pool(_, shared) => {
+                Work::Pool(shared) => {
                     op.status = shared.lock().unwrap().clone();
                 }
                 Work::Node(node, to) => {
@@ -626,7 +653,7 @@ impl UpgradeProvider for SimProvider {
             &mut st,
             OperationTarget::NodePool { pool: pool.into() },
             &to.to_string(),
-            Work::Pool(pool.into(), shared.clone()),
+            Work::Pool(shared.clone()),
             None,
         );
         tokio::spawn(pool_task(PoolJob {
@@ -768,13 +795,12 @@ impl UpgradeProvider for SimProvider {
         st.polls += 1;
         if st.faults.poll_errors > 0 {
             st.faults.poll_errors -= 1;
-            return Err(Error::Provider {
-                provider: kind(),
-                code: Some("ThrottlingException".into()),
-                message: "Rate exceeded".into(),
-                retryable: true,
-                source: None,
-            });
+            return Err(Error::provider(
+                kind(),
+                Some("ThrottlingException".into()),
+                "Rate exceeded",
+                true,
+            ));
         }
         st.ops
             .get(&op.id)

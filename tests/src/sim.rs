@@ -1,10 +1,9 @@
-//! Shared harness of the engine's integration tests: a simulated cluster, the test provider
-//! bound to it, engines wired to both, crash points, and the end-state checks every test
-//! applies.
+//! Simulated clusters for the engine's end-to-end tests: a simulated cluster, the reference
+//! provider bound to it, engines wired to both, crash points, and the end-state checks every
+//! test applies.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
-pub mod provider;
+// Test-support code: a failed expectation is a test failure, so it panics with context.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,7 +29,7 @@ use kup_mocks::k8s::{
 };
 use tokio_util::sync::CancellationToken;
 
-use self::provider::{POOL_LABEL, SimProvider, Timing, v};
+use crate::reference::{POOL_LABEL, SimProvider, Timing, v};
 
 /// A guard for waits that end long before it; never the thing asserted.
 pub const GUARD: Duration = Duration::from_secs(120);
@@ -78,10 +77,15 @@ pub fn fast_options() -> EngineOptions {
 
 /// What a test cluster looks like.
 pub struct Setup {
+    /// The Kubernetes side.
     pub scenario: Scenario,
+    /// Who rolls each pool.
     pub pools: Vec<(&'static str, PoolManagement)>,
+    /// Add-ons and their installed versions.
     pub addons: Vec<(&'static str, &'static str)>,
+    /// The provider's `max_node_pool_minor_jump`.
     pub max_jump: Option<u32>,
+    /// The simulator's speed.
     pub config: SimConfig,
 }
 
@@ -259,6 +263,7 @@ pub struct BudgetWatch {
 }
 
 impl BudgetWatch {
+    /// Starts sampling `sim`'s budgets every 10 ms.
     pub fn start(sim: &SimHandle) -> Self {
         let stop = CancellationToken::new();
         let sim = sim.clone();
@@ -295,20 +300,28 @@ impl BudgetWatch {
 }
 
 /// A running simulated cluster with its provider.
-pub struct Harness {
+pub struct SimCluster {
+    /// The simulator.
     pub sim: SimHandle,
+    /// The reference provider bound to it.
     pub provider: Arc<SimProvider>,
+    /// The engine's Kubernetes operations on it.
     pub kube: KubeCluster,
+    /// Node operations that count cordons.
     pub nodes: Arc<Watched>,
+    /// Nodes cordoned before anything ran (they must stay cordoned).
     pub cordoned_before: BTreeSet<String>,
+    /// The cluster's name.
     pub name: String,
 }
 
-impl Harness {
+impl SimCluster {
+    /// Starts cluster `prod`.
     pub async fn start(setup: Setup) -> Self {
         Self::start_named("prod", setup).await
     }
 
+    /// Starts a cluster named `name`.
     pub async fn start_named(name: &str, setup: Setup) -> Self {
         let sim = Simulator::start(setup.scenario, setup.config)
             .await
@@ -345,6 +358,7 @@ impl Harness {
         self.plan_with(target, PlanOptions::default()).await
     }
 
+    /// A plan to `target` with planning options.
     pub async fn plan_with(&self, target: &str, options: PlanOptions) -> UpgradePlan {
         let cluster = self.provider.cluster().await.unwrap();
         let offered = self.provider.available_versions().await.unwrap();
@@ -367,6 +381,7 @@ impl Harness {
         .unwrap()
     }
 
+    /// The cluster's Lease lock for `holder`, with a short lease.
     pub fn lock(&self, holder: &str) -> LeaseLock {
         LeaseLock::new(
             self.sim.client().unwrap(),
@@ -502,6 +517,7 @@ pub struct CrashStore {
     at: usize,
     after: bool,
     saves: AtomicUsize,
+    /// Cancelled when the crash point is reached.
     pub tripped: CancellationToken,
 }
 
@@ -523,6 +539,7 @@ impl CrashStore {
         }
     }
 
+    /// Saves attempted so far.
     pub fn saves(&self) -> usize {
         self.saves.load(Ordering::SeqCst)
     }
@@ -561,11 +578,14 @@ pub struct Tripwire {
     pred: Box<dyn Fn(&kup_core::Event) -> bool + Send + Sync>,
     nth: usize,
     seen: AtomicUsize,
+    /// Cancelled at the nth matching event.
     pub tripped: CancellationToken,
+    /// Another sink every event is passed on to.
     pub also: Option<Arc<dyn EventSink>>,
 }
 
 impl Tripwire {
+    /// Trips at the `nth` event `pred` accepts.
     pub fn new(
         nth: usize,
         pred: impl Fn(&kup_core::Event) -> bool + Send + Sync + 'static,
@@ -602,8 +622,11 @@ pub enum Attempt {
 /// How an attempt starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum How {
+    /// `Engine::run`: a fresh run.
     Run,
+    /// `Engine::resume`: continue the journal.
     Resume,
+    /// `Engine::apply`: resume when there is a journal, else run.
     Apply,
 }
 

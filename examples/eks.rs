@@ -5,7 +5,7 @@
 //! upgraded to 1.35 by kup's engine, then validated. No AWS account needed.
 //!
 //! ```text
-//! cargo run -p kup-eks --example eks
+//! cargo run -p kup-examples --example eks
 //! ```
 //!
 //! Real AWS: credentials from the default chain (environment, profile, SSO, web identity),
@@ -13,15 +13,17 @@
 //! versions, the pre-flight findings and the plan; it changes nothing unless `--yes` is given.
 //!
 //! ```text
-//! cargo run -p kup-eks --example eks -- --cluster prod-1 --region us-west-2 --target 1.34 [--yes]
+//! cargo run -p kup-examples --example eks -- --cluster prod-1 --region us-west-2 --target 1.34 [--yes]
 //! ```
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//!
+//! The same settings come from the environment when no flag is given: `KUP_EKS_CLUSTER`,
+//! `AWS_REGION`, `KUP_TARGET`. `cargo test -p kup-examples --example eks` runs the simulated
+//! mode to the end and checks where it ended.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kup_core::{Event, KubeVersion, PlanOptions, UpgradeProvider};
+use kup_core::{ClusterInfo, Event, KubeVersion, PlanOptions, UpgradeProvider};
 use kup_eks::EksBuilder;
 use kup_engine::backoff::BackoffPolicy;
 use kup_engine::journal::ConfigMapJournalStore;
@@ -29,7 +31,7 @@ use kup_engine::lock::{LeaseLock, LeaseSettings};
 use kup_engine::{Engine, EngineOptions, KubeCluster};
 use kup_kube::validate::ValidationOptions;
 use kup_mocks::eks::{EksConfig, EksMock, demo_scenario};
-use kup_mocks::k8s::{SimConfig, Simulator};
+use kup_mocks::k8s::{SimConfig, SimHandle, Simulator};
 use tokio_util::sync::CancellationToken;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -63,6 +65,8 @@ fn print_event(e: Event) {
     }
 }
 
+/// Prints the cluster, its versions, pre-flight findings and the plan to `target`; runs the
+/// plan when `execute`.
 async fn run(
     provider: Arc<dyn UpgradeProvider>,
     kube_config: kube::Config,
@@ -120,52 +124,37 @@ async fn run(
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let target = KubeVersion::parse(&flag(&args, "--target").unwrap_or_else(|| "1.35".into()))?;
-    if let Some(cluster) = flag(&args, "--cluster") {
-        let mut b = EksBuilder::from_env().cluster_name(cluster);
-        if let Some(region) = flag(&args, "--region") {
-            b = b.region(region);
-        }
-        let kube_config = kube::Config::infer().await?;
-        let provider = b
-            .kube_client(kube::Client::try_from(kube_config.clone())?)
-            .build()
-            .await?;
-        let yes = args.iter().any(|a| a == "--yes");
-        return run(
-            Arc::new(provider),
-            kube_config,
-            &target,
-            EngineOptions::default(),
-            yes,
-        )
-        .await;
-    }
-
+/// The simulated mode: the EKS mock with the Kubernetes simulator behind it, upgraded to
+/// `target`. `speed` multiplies the mocks' clocks (the demo pace is 1). Returns the cluster
+/// as the provider sees it afterwards, and the simulator for the caller to inspect.
+async fn simulated(target: &KubeVersion, speed: f64) -> Res<(ClusterInfo, SimHandle)> {
     let sim = Simulator::start(
         demo_scenario(),
         SimConfig::default()
-            .time_scale(40.0)
+            .time_scale(40.0 * speed)
             .node_ready_delay(Duration::from_secs(20)),
     )
     .await?;
-    let mock = EksMock::start(EksConfig::demo().time_scale(320.0), Some(sim.clone())).await?;
+    let mock = EksMock::start(
+        EksConfig::demo().time_scale(320.0 * speed),
+        Some(sim.clone()),
+    )
+    .await?;
     println!(
         "EKS mock at {}, Kubernetes simulator at {}",
         mock.endpoint(),
         sim.url()
     );
-    let provider = EksBuilder::new()
-        .cluster_name("demo")
-        .region("us-west-2")
-        .endpoint_url(mock.endpoint())
-        .static_credentials("AKIDEXAMPLE", "example-secret")
-        .kube_client(sim.client()?)
-        .build()
-        .await?;
+    let provider = Arc::new(
+        EksBuilder::new()
+            .cluster_name("demo")
+            .region("us-west-2")
+            .endpoint_url(mock.endpoint())
+            .static_credentials("AKIDEXAMPLE", "example-secret")
+            .kube_client(sim.client()?)
+            .build()
+            .await?,
+    );
     let validation = ValidationOptions {
         passes: 2,
         interval: Duration::from_millis(500),
@@ -178,16 +167,8 @@ async fn main() -> Res<()> {
         polling: BackoffPolicy::fast(),
         ..EngineOptions::default()
     };
-    run(
-        Arc::new(provider),
-        sim.client_config(),
-        &target,
-        options,
-        true,
-    )
-    .await?;
-    let info = sim.nodes();
-    for n in info {
+    run(provider.clone(), sim.client_config(), target, options, true).await?;
+    for n in sim.nodes() {
         println!(
             "  node {} kubelet {}",
             n["metadata"]["name"].as_str().unwrap_or_default(),
@@ -196,6 +177,69 @@ async fn main() -> Res<()> {
                 .unwrap_or_default()
         );
     }
-    sim.shutdown().await;
-    Ok(())
+    Ok((provider.cluster().await?, sim))
+}
+
+/// The real mode: the cluster named on the command line or in `KUP_EKS_CLUSTER`.
+async fn real(cluster: String, region: Option<String>, target: &KubeVersion, yes: bool) -> Res<()> {
+    let mut b = EksBuilder::from_env().cluster_name(cluster);
+    if let Some(region) = region {
+        b = b.region(region);
+    }
+    let kube_config = kube::Config::infer().await?;
+    let provider = b
+        .kube_client(kube::Client::try_from(kube_config.clone())?)
+        .build()
+        .await?;
+    run(
+        Arc::new(provider),
+        kube_config,
+        target,
+        EngineOptions::default(),
+        yes,
+    )
+    .await
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let setting = |name: &str, env: &str| flag(&args, name).or_else(|| std::env::var(env).ok());
+    let target =
+        KubeVersion::parse(&setting("--target", "KUP_TARGET").unwrap_or_else(|| "1.35".into()))?;
+    match setting("--cluster", "KUP_EKS_CLUSTER") {
+        Some(cluster) => {
+            let yes = args.iter().any(|a| a == "--yes");
+            real(cluster, setting("--region", "AWS_REGION"), &target, yes).await
+        }
+        None => {
+            let (_, sim) = simulated(&target, 1.0).await?;
+            sim.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upgrades_the_mock_cluster_to_1_35() {
+        let target = KubeVersion::parse("1.35").unwrap();
+        let (info, sim) = simulated(&target, 4.0).await.unwrap();
+        assert_eq!(info.control_plane, target);
+        assert!(
+            info.node_pools
+                .iter()
+                .all(|p| p.version.same_minor(&target)),
+            "{info:?}"
+        );
+        for n in sim.nodes() {
+            let kubelet = n["status"]["nodeInfo"]["kubeletVersion"].as_str().unwrap();
+            assert!(kubelet.starts_with("v1.35."), "{kubelet}");
+        }
+        sim.shutdown().await;
+    }
 }
