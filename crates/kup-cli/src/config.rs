@@ -70,7 +70,11 @@ fn load(path: &Path) -> Result<ConfigFile> {
     })
 }
 
-fn text(entry: &BTreeMap<String, serde_json::Value>, key: &str, at: &str) -> Result<Option<String>> {
+fn text(
+    entry: &BTreeMap<String, serde_json::Value>,
+    key: &str,
+    at: &str,
+) -> Result<Option<String>> {
     match entry.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),

@@ -82,10 +82,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // The EKS builder's cleartext-endpoint warning is shown by kup itself, not as a log line.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KUP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("KUP_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,kup_eks::builder=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

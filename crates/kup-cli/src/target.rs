@@ -92,19 +92,18 @@ pub async fn kube(args: &ClusterArgs) -> Result<KubeTarget> {
 fn certificate_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(e);
     while let Some(err) = cause {
-        // io::Error hides the error it wraps from `source()`; look inside.
-        let inner = err
+        if let Some(rustls::Error::InvalidCertificate(c)) = err.downcast_ref::<rustls::Error>() {
+            return Some(format!("{c:?}"));
+        }
+        // An io::Error's `source()` skips the error it wraps (rustls's sits two io::Errors
+        // deep); step into it instead.
+        cause = match err
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .map(|inner| inner as &(dyn std::error::Error + 'static));
-        for candidate in [Some(err), inner].into_iter().flatten() {
-            if let Some(rustls::Error::InvalidCertificate(c)) =
-                candidate.downcast_ref::<rustls::Error>()
-            {
-                return Some(format!("{c:?}"));
-            }
-        }
-        cause = err.source();
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }

@@ -83,7 +83,7 @@ impl EksBuilder {
         let url = self.endpoint.as_deref()?;
         let host = cleartext_host(url)?;
         Some(format!(
-            "EKS endpoint_url {url} is plain HTTP: every signed request, with its session token,              travels unencrypted{}",
+            "EKS endpoint_url {url} is plain HTTP: every signed request, with its session token, travels unencrypted{}",
             if is_loopback(host) {
                 " (accepted because the host is loopback)"
             } else {

@@ -41,10 +41,8 @@ pub enum Error {
     /// No usable AWS credentials: the default chain found none, or the source it found failed.
     /// The message says how to provide them and never includes any credential.
     #[error(
-        "no usable AWS credentials for EKS {operation} ({reason}): provide them with \
-         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary ones), \
-         a profile (AWS_PROFILE in ~/.aws/config or ~/.aws/credentials), SSO (`aws sso login \
-         --profile NAME`), or web identity (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN)"
+        "no usable AWS credentials for EKS {operation} ({reason}): {}",
+        HOW_TO_PROVIDE_CREDENTIALS
     )]
     Credentials {
         /// The EKS operation that needed them.
@@ -110,6 +108,12 @@ impl Error {
     }
 }
 
+/// How to give kup AWS credentials, in one sentence (no values, only where they come from).
+const HOW_TO_PROVIDE_CREDENTIALS: &str = "provide them with AWS_ACCESS_KEY_ID and \
+    AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary ones), a profile (AWS_PROFILE in \
+    ~/.aws/config or ~/.aws/credentials), SSO (`aws sso login --profile NAME`), or web identity \
+    (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN)";
+
 /// Why the SDK could not sign the request, when it was for lack of usable credentials.
 fn credentials_failure<E>(err: &SdkError<E>) -> Option<&'static str>
 where
@@ -139,7 +143,10 @@ impl From<Error> for kup_core::Error {
         let text = e.to_string();
         match e {
             Error::Config { field, message } => kup_core::Error::invalid_input(field, message),
-            Error::Credentials { .. } => kup_core::Error::invalid_input("AWS credentials", text),
+            Error::Credentials { operation, reason } => kup_core::Error::invalid_input(
+                "AWS credentials",
+                format!("none usable for EKS {operation} ({reason}): {HOW_TO_PROVIDE_CREDENTIALS}"),
+            ),
             Error::Api {
                 code,
                 message,

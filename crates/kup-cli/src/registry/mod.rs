@@ -171,9 +171,7 @@ impl Settings {
         let mut values = BTreeMap::new();
         for (_, s) in all_settings() {
             let value = match s.kind {
-                SettingKind::Switch => matches
-                    .get_flag(s.key)
-                    .then_some(Value::Switch(true)),
+                SettingKind::Switch => matches.get_flag(s.key).then_some(Value::Switch(true)),
                 SettingKind::Text => matches
                     .get_one::<String>(s.key)
                     .map(|v| Value::Text(v.clone())),
