@@ -47,7 +47,7 @@ pub enum EventsFormat {
 /// Cluster selection, shared by every subcommand.
 #[derive(Debug, Args, Default, Clone)]
 pub struct ClusterArgs {
-    /// Provider: eks or kubeadm (aks and gke are not in this release).
+    /// Provider (the accepted values come from the registry; see `kup --help`).
     #[arg(long, global = true, env = "KUP_PROVIDER")]
     pub provider: Option<String>,
     /// A cluster named in the config file (`kup.yaml`).
@@ -56,24 +56,15 @@ pub struct ClusterArgs {
     /// The config file listing clusters by name.
     #[arg(long, global = true, env = "KUP_CONFIG")]
     pub config: Option<PathBuf>,
-    /// EKS: the cluster's name.
-    #[arg(long, global = true, env = "KUP_EKS_CLUSTER")]
-    pub cluster: Option<String>,
-    /// EKS: the AWS region (default: the AWS environment's).
-    #[arg(long, global = true)]
-    pub region: Option<String>,
-    /// EKS: an endpoint override (VPC endpoint, mock).
-    #[arg(long, global = true, env = "KUP_EKS_ENDPOINT")]
-    pub endpoint_url: Option<String>,
-    /// kubeadm: the inventory file of nodes.
-    #[arg(long, global = true, env = "KUP_INVENTORY")]
-    pub inventory: Option<PathBuf>,
     /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context (default: the current one).
     #[arg(long, global = true)]
     pub context: Option<String>,
+    /// The provider settings given as flags (declared by the provider registry).
+    #[arg(skip)]
+    pub settings: crate::registry::Settings,
 }
 
 /// Subcommands.
@@ -106,7 +97,8 @@ pub enum Command {
         #[arg(long)]
         destination: Option<PathBuf>,
     },
-    /// Run the whole job against a built-in simulated EKS cluster (no cloud account).
+    /// Run the whole job against a built-in simulated EKS cluster (no cloud account; needs a
+    /// kup built with the default `demo` feature).
     Demo(DemoArgs),
 }
 
@@ -156,10 +148,11 @@ pub struct RunArgs {
     /// What to do with a node whose drain is stuck: fail or cordon-and-continue.
     #[arg(long)]
     pub on_stuck_drain: Option<String>,
-    /// Journal file instead of the in-cluster ConfigMap.
+    /// Journal file instead of the in-cluster ConfigMap; the run's plan is then kept beside
+    /// it (`NAME.plan.json`) instead of in ConfigMap kube-system/kup-plan-<cluster>.
     #[arg(long)]
     pub journal: Option<PathBuf>,
-    /// The plan file (default: the plan stored with the journal).
+    /// The plan file (default for resume: the plan stored with the journal by the run).
     #[arg(long)]
     pub plan: Option<PathBuf>,
     /// This run's identity on the cluster's lock (default: unique per process). Give the same

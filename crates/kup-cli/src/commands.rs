@@ -5,13 +5,15 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams};
 use kup_core::{
-    EventSink, KubeVersion, Outcome, PlanOptions, StuckDrainPolicy, UpgradePlan, UpgradeProvider,
+    Event, EventSink, KubeVersion, Outcome, PlanError, PlanOptions, StuckDrainPolicy, UpgradePlan,
+    UpgradeProvider,
 };
 use kup_engine::events::Fanout;
-use kup_engine::journal::{ConfigMapJournalStore, FileJournalStore, JournalStore};
+use kup_engine::journal::{
+    ConfigMapJournalStore, ConfigMapPlanStore, FileJournalStore, FilePlanStore, JournalStore,
+    PlanStore,
+};
 use kup_engine::lock::{LeaseLock, LeaseSettings};
 use kup_engine::{Engine, EngineOptions, KubeCluster};
 use kup_kube::drain::{DrainOptions, Drainer};
@@ -45,8 +47,9 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// Builds the sinks.
-    pub fn new(cli: &Cli) -> Result<Self> {
+    /// Builds the sinks. `warnings` were already shown on stderr (see [`output::warn`]); they
+    /// are sent to the webhook too.
+    pub fn new(cli: &Cli, warnings: &[String]) -> Result<Self> {
         let mut fanout = Fanout::new();
         let mut progress = None;
         if cli.events == Some(EventsFormat::Json) {
@@ -59,6 +62,11 @@ impl Sinks {
         let mut webhook = None;
         if let Some(url) = &cli.notify_url {
             let (hook, task) = Webhook::start(url)?;
+            for message in warnings {
+                hook.emit(Event::Warning {
+                    message: message.clone(),
+                });
+            }
             fanout = fanout.with(Arc::new(hook));
             webhook = Some(task);
         }
@@ -127,6 +135,23 @@ pub async fn versions(cli: &Cli, t: &Target) -> Result<()> {
     })
 }
 
+/// Plans to the `--to` version: a target the provider does not offer, or a downgrade, is a
+/// bad `--to` (exit 2), not a failure.
+pub async fn plan_to(
+    provider: &dyn UpgradeProvider,
+    to: &KubeVersion,
+    options: PlanOptions,
+) -> Result<UpgradePlan> {
+    kup_engine::planning::plan_for(provider, to, options)
+        .await
+        .map_err(|e| match e {
+            kup_engine::Error::Core(kup_core::Error::Plan(
+                p @ (PlanError::Downgrade { .. } | PlanError::NotOffered { .. }),
+            )) => CliError::usage("--to", p.to_string()),
+            other => other.into(),
+        })
+}
+
 fn plan_options(control_plane_only: bool, pools: &[String]) -> PlanOptions {
     PlanOptions {
         control_plane_only,
@@ -138,7 +163,7 @@ fn plan_options(control_plane_only: bool, pools: &[String]) -> PlanOptions {
 /// `kup plan`.
 pub async fn plan(cli: &Cli, t: &Target, a: &PlanArgs) -> Result<UpgradePlan> {
     let to = version_flag("--to", &a.to)?;
-    let plan = kup_engine::planning::plan_for(
+    let plan = plan_to(
         t.provider.as_ref(),
         &to,
         plan_options(a.control_plane_only, &a.pools),
@@ -161,8 +186,7 @@ pub async fn preflight(cli: &Cli, t: &Target, a: &PreflightArgs) -> Result<Prefl
         Some(v) => version_flag("--to", v)?,
         None => current.next_minor(),
     };
-    let plan =
-        kup_engine::planning::plan_for(t.provider.as_ref(), &to, PlanOptions::default()).await?;
+    let plan = plan_to(t.provider.as_ref(), &to, PlanOptions::default()).await?;
     let cluster = t.provider.cluster().await?;
     let mut input = PreflightInput::for_plan(&plan)
         .pools(cluster.node_pools.clone())
@@ -179,68 +203,43 @@ pub async fn preflight(cli: &Cli, t: &Target, a: &PreflightArgs) -> Result<Prefl
     Ok(report)
 }
 
-fn plan_store(t: &Target) -> Api<ConfigMap> {
-    Api::namespaced(t.kube.clone(), STATE_NAMESPACE)
+/// Where the run's plan is kept: beside the journal file with `--journal`, else in ConfigMap
+/// kube-system/kup-plan-<cluster> beside the journal's ConfigMap.
+fn plan_store(t: &Target, run: &RunArgs) -> Arc<dyn PlanStore> {
+    match &run.journal {
+        Some(path) => Arc::new(FilePlanStore::beside_journal(path)),
+        None => Arc::new(ConfigMapPlanStore::new(
+            t.kube.clone(),
+            STATE_NAMESPACE,
+            t.provider.cluster_name(),
+        )),
+    }
 }
 
-fn plan_configmap_name(cluster: &str) -> String {
-    // Cluster names may hold characters object names can't (EKS allows `_` and capitals).
-    kup_engine::names::object_name("kup-plan", cluster)
+fn read_plan_file(path: &std::path::Path) -> Result<UpgradePlan> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::InputFile {
+        field: "--plan".into(),
+        path: path.display().to_string(),
+        source,
+    })?;
+    UpgradePlan::from_json(&text).map_err(|e| CliError::usage("--plan", e.to_string()))
 }
 
-/// Keeps the plan next to the journal so `kup resume` works from any machine.
-async fn save_plan(t: &Target, plan: &UpgradePlan) -> Result<()> {
-    let name = plan_configmap_name(&plan.cluster);
-    let cm = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": { "name": name, "namespace": STATE_NAMESPACE,
-                      "labels": { "app.kubernetes.io/managed-by": "kup" } },
-        "data": { "plan.json": plan.to_json() },
-    });
-    plan_store(t)
-        .patch(
-            &name,
-            &PatchParams::apply("kup").force(),
-            &Patch::Apply(&cm),
-        )
-        .await
-        .map_err(|e| {
-            CliError::Failed(format!(
-                "cannot store the plan in ConfigMap {STATE_NAMESPACE}/{name}: {e}"
-            ))
-        })?;
-    Ok(())
-}
-
+/// The plan to resume: `--plan`, else the one the run stored.
 async fn load_plan(t: &Target, run: &RunArgs) -> Result<UpgradePlan> {
     if let Some(path) = &run.plan {
-        let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        return UpgradePlan::from_json(&text).map_err(|e| CliError::usage("--plan", e.to_string()));
+        return read_plan_file(path);
     }
-    let name = plan_configmap_name(t.provider.cluster_name());
-    let cm = plan_store(t)
-        .get_opt(&name)
-        .await
-        .map_err(|e| CliError::Failed(format!("cannot read ConfigMap {STATE_NAMESPACE}/{name}: {e}")))?
-        .ok_or_else(|| {
-            CliError::usage(
-                "--plan",
-                format!("no stored plan in ConfigMap {STATE_NAMESPACE}/{name}; pass the plan file with --plan"),
-            )
-        })?;
-    let text = cm
-        .data
-        .and_then(|d| d.get("plan.json").cloned())
-        .ok_or_else(|| {
-            CliError::Failed(format!(
-                "ConfigMap {STATE_NAMESPACE}/{name} has no plan.json"
-            ))
-        })?;
-    Ok(UpgradePlan::from_json(&text)?)
+    let store = plan_store(t, run);
+    store.load().await?.ok_or_else(|| {
+        CliError::usage(
+            "--plan",
+            format!(
+                "no stored plan in {}; pass the plan file with --plan",
+                store.describe()
+            ),
+        )
+    })
 }
 
 /// Engine options from run flags.
@@ -297,6 +296,7 @@ pub fn engine(
     Ok(Engine::builder(t.provider.clone())
         .kube(KubeCluster::from_config(t.kube_config.clone())?)
         .journal(journal)
+        .plan_store(plan_store(t, run))
         .lock(Arc::new(lock))
         .events(events)
         .options(options)
@@ -355,10 +355,10 @@ pub async fn upgrade_with(
     options: EngineOptions,
 ) -> Result<()> {
     let plan = match (&a.run.plan, &a.to) {
-        (Some(_), _) => load_plan(t, &a.run).await?,
+        (Some(path), _) => read_plan_file(path)?,
         (None, Some(to)) => {
             let to = version_flag("--to", to)?;
-            kup_engine::planning::plan_for(
+            plan_to(
                 t.provider.as_ref(),
                 &to,
                 plan_options(a.control_plane_only, &a.pools),
@@ -367,7 +367,10 @@ pub async fn upgrade_with(
         }
         (None, None) => return Err(CliError::usage("--to", "is required (or --plan FILE)")),
     };
-    let sinks = Sinks::new(cli)?;
+    if !a.dry_run {
+        refuse_early(t, &a.run, &options, &plan).await?;
+    }
+    let sinks = Sinks::new(cli, &t.warnings)?;
     let engine = engine(t, &a.run, options, sinks.fanout.clone())?;
     if a.dry_run {
         let report = engine.dry_run(&plan).await?;
@@ -385,11 +388,62 @@ pub async fn upgrade_with(
         }
         confirm(&plan)?;
     }
-    save_plan(t, &plan).await?;
+    // The engine stores the plan once it holds the lock and the journal lets the run start.
     let cancel = cancel_on_ctrl_c(sinks.progress.clone());
     let result = engine.run(&plan, &cancel).await;
     sinks.close().await;
     finish_run(cli, result)
+}
+
+/// Refuses, before the lock is taken and before anything is written, a new run the engine
+/// would stop at its pre-flight step: a provider operation in progress (busy, exit 4) or
+/// pre-flight blockers (exit 3). The engine checks both again under the lock; the lock and the
+/// journal it checks itself before writing anything.
+async fn refuse_early(
+    t: &Target,
+    run: &RunArgs,
+    options: &EngineOptions,
+    plan: &UpgradePlan,
+) -> Result<()> {
+    let live = t.provider.cluster().await?;
+    if let Some(op) = live.in_progress.first() {
+        return Err(kup_core::Error::Busy {
+            message: format!(
+                "{op} is in progress; kup starts nothing while another operation runs"
+            ),
+            operation: Some(op.id.clone()),
+        }
+        .into());
+    }
+    // A dry run of a quiet engine: the same pre-flight input the run would use, reads only.
+    let quiet = engine(t, run, options.clone(), Arc::new(kup_core::NoEvents))?;
+    let report = quiet.dry_run(plan).await?;
+    // Another run's live lease first: that run, not this cluster's findings, is the reason.
+    if let Some(lock) = &report.lock
+        && !lock.expired
+        && Some(lock.holder.as_str()) != run.holder.as_deref()
+    {
+        let cluster = t.provider.cluster_name();
+        return Err(kup_engine::Error::LockHeld {
+            cluster: cluster.to_string(),
+            holder: lock.holder.clone(),
+            lease: format!(
+                "{STATE_NAMESPACE}/{}",
+                kup_engine::names::object_name("kup-upgrade", cluster)
+            ),
+            expires_at: lock.expires_at,
+        }
+        .into());
+    }
+    if let Some(pre) = &report.preflight
+        && pre.has_blockers()
+    {
+        return Err(kup_engine::Error::PreflightBlocked {
+            blockers: pre.blockers().cloned().collect(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn finish_run(cli: &Cli, result: kup_engine::Result<kup_engine::RunReport>) -> Result<()> {
@@ -428,7 +482,7 @@ fn finish_run(cli: &Cli, result: kup_engine::Result<kup_engine::RunReport>) -> R
 /// `kup resume`.
 pub async fn resume(cli: &Cli, t: &Target, run: &RunArgs) -> Result<()> {
     let plan = load_plan(t, run).await?;
-    let sinks = Sinks::new(cli)?;
+    let sinks = Sinks::new(cli, &t.warnings)?;
     let engine = engine(t, run, engine_options(run)?, sinks.fanout.clone())?;
     let cancel = cancel_on_ctrl_c(sinks.progress.clone());
     let result = engine.resume(&plan, &cancel).await;

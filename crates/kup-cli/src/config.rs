@@ -13,50 +13,29 @@
 //!     kubeconfig: ./lab.kubeconfig
 //! ```
 //!
+//! Every entry takes `name`, `provider`, `kubeconfig` and `context`, plus the settings of its
+//! provider as the registry declares them (the same names as the flags, with `_` for `-`).
 //! Flags given on the command line win over the entry's values.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::args::ClusterArgs;
 use crate::error::{CliError, Result};
+use crate::registry;
+
+/// Keys every entry takes, whatever its provider.
+const COMMON_KEYS: &[&str] = &["name", "provider", "kubeconfig", "context"];
 
 /// The config file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    /// Clusters by name.
+struct ConfigFile {
+    /// Clusters by name; each checked against the registry.
     #[serde(default)]
-    pub clusters: Vec<ClusterEntry>,
-}
-
-/// One cluster.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterEntry {
-    /// The name used with `--name`.
-    pub name: String,
-    /// eks or kubeadm.
-    pub provider: String,
-    /// EKS cluster name.
-    #[serde(default)]
-    pub cluster: Option<String>,
-    /// AWS region.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// EKS endpoint override.
-    #[serde(default)]
-    pub endpoint_url: Option<String>,
-    /// kubeadm inventory (relative to the config file).
-    #[serde(default)]
-    pub inventory: Option<PathBuf>,
-    /// Kubeconfig (relative to the config file).
-    #[serde(default)]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context.
-    #[serde(default)]
-    pub context: Option<String>,
+    clusters: Vec<BTreeMap<String, serde_json::Value>>,
 }
 
 fn default_path() -> Option<PathBuf> {
@@ -69,17 +48,41 @@ fn default_path() -> Option<PathBuf> {
     user.exists().then_some(user)
 }
 
+fn accepted_keys() -> String {
+    format!(
+        "{}, and per provider: {}",
+        COMMON_KEYS.join(", "),
+        registry::config_keys()
+    )
+}
+
 fn load(path: &Path) -> Result<ConfigFile> {
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::InputFile {
+        field: "--config".into(),
         path: path.display().to_string(),
         source,
     })?;
     serde_saphyr::from_str(&text).map_err(|e| {
         CliError::usage(
             format!("config {}", path.display()),
-            format!("{e} (accepted keys per cluster: name, provider, cluster, region, endpoint_url, inventory, kubeconfig, context)"),
+            format!("{e} (it holds `clusters:`, a list of entries)"),
         )
     })
+}
+
+fn text(
+    entry: &BTreeMap<String, serde_json::Value>,
+    key: &str,
+    at: &str,
+) -> Result<Option<String>> {
+    match entry.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(CliError::usage(
+            format!("{at}: {key}"),
+            format!("{other} is not a string"),
+        )),
+    }
 }
 
 /// Merges the `--name`d config entry under the flags.
@@ -100,37 +103,74 @@ pub fn resolve(args: &ClusterArgs) -> Result<ClusterArgs> {
         })?,
     };
     let file = load(&path)?;
-    let entry = file
-        .clusters
-        .iter()
-        .find(|c| &c.name == name)
-        .cloned()
-        .ok_or_else(|| {
-            let names: Vec<&str> = file.clusters.iter().map(|c| c.name.as_str()).collect();
-            CliError::usage(
-                "--name",
-                format!(
-                    "no cluster {name:?} in {}; it lists: {}",
-                    path.display(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            )
-        })?;
+    let at = |i: usize| format!("config {} clusters[{i}]", path.display());
+    let mut names = Vec::new();
+    let mut found = None;
+    for (i, entry) in file.clusters.iter().enumerate() {
+        let entry_name = text(entry, "name", &at(i))?
+            .ok_or_else(|| CliError::usage(format!("{}: name", at(i)), "is required"))?;
+        if &entry_name == name {
+            found = Some((i, entry));
+        }
+        names.push(entry_name);
+    }
+    let Some((i, entry)) = found else {
+        return Err(CliError::usage(
+            "--name",
+            format!(
+                "no cluster {name:?} in {}; it lists: {}",
+                path.display(),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ));
+    };
+    let at = at(i);
+    // Unknown keys first: a misspelt `provider` is reported as what it is.
+    let provider = args.provider.clone().or(text(entry, "provider", &at)?);
+    let own = provider.as_deref().and_then(|p| registry::find(p).ok());
+    for key in entry.keys() {
+        let known = COMMON_KEYS.contains(&key.as_str())
+            || match own {
+                Some(e) => e.settings.iter().any(|s| s.key == key),
+                None => registry::setting(key).is_some(),
+            };
+        if !known {
+            return Err(CliError::usage(
+                format!("{at}: {key}"),
+                format!("unknown key; accepted keys: {}", accepted_keys()),
+            ));
+        }
+    }
+    let provider = provider.ok_or_else(|| {
+        CliError::usage(
+            format!("{at}: provider"),
+            format!("is required (one of: {})", registry::accepted()),
+        )
+    })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let rel = |p: String| {
+        let p = PathBuf::from(p);
+        if p.is_absolute() { p } else { base.join(p) }
+    };
+    let mut settings = args.settings.clone();
+    for (key, value) in entry {
+        if let Some((_, setting)) = registry::setting(key) {
+            settings.merge_config(setting, value, &base, &at)?;
+        }
+    }
     Ok(ClusterArgs {
-        provider: args.provider.clone().or(Some(entry.provider)),
+        provider: Some(provider),
         name: args.name.clone(),
         config: Some(path.clone()),
-        cluster: args.cluster.clone().or(entry.cluster),
-        region: args.region.clone().or(entry.region),
-        endpoint_url: args.endpoint_url.clone().or(entry.endpoint_url),
-        inventory: args.inventory.clone().or(entry.inventory.map(rel)),
-        kubeconfig: args.kubeconfig.clone().or(entry.kubeconfig.map(rel)),
-        context: args.context.clone().or(entry.context),
+        kubeconfig: args
+            .kubeconfig
+            .clone()
+            .or(text(entry, "kubeconfig", &at)?.map(rel)),
+        context: args.context.clone().or(text(entry, "context", &at)?),
+        settings,
     })
 }

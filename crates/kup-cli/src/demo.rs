@@ -91,6 +91,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         provider: Arc::new(provider),
         kube_config: sim.client_config(),
         kube: client,
+        warnings: Vec::new(),
     };
     // Let the workloads settle before checking them.
     sim.wait_for(Duration::from_secs(120), "demo workloads Ready", |s| {

@@ -3,35 +3,50 @@
 mod args;
 mod commands;
 mod config;
+#[cfg(feature = "demo")]
 mod demo;
 mod error;
 mod output;
+mod registry;
 mod target;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};
-use crate::error::{CliError, EXIT_OK, EXIT_USAGE, Result};
+use crate::error::{EXIT_OK, EXIT_USAGE, Result};
+
+#[cfg(feature = "demo")]
+async fn demo(cli: &Cli, a: &args::DemoArgs) -> Result<()> {
+    demo::run(cli, a).await
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo(_: &Cli, _: &args::DemoArgs) -> Result<()> {
+    Err(crate::error::CliError::usage(
+        "demo",
+        "this kup was built without the demo (cargo feature `demo`, on by default); \
+         rebuild with the default features to run it",
+    ))
+}
 
 async fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
-        Command::Demo(a) => demo::run(cli, a).await,
+        Command::Demo(a) => demo(cli, a).await,
         Command::Drain(a) => {
-            let config = target::kube_config(&config::resolve(&cli.cluster)?).await?;
-            let kube =
-                kube::Client::try_from(config).map_err(|e| CliError::Kubeconfig(e.to_string()))?;
-            commands::drain(cli, kube, a).await
+            let kube = target::kube(&config::resolve(&cli.cluster)?).await?;
+            output::warn(cli, &kube.warnings);
+            commands::drain(cli, kube.client, a).await
         }
         Command::Uncordon { node } => {
-            let config = target::kube_config(&config::resolve(&cli.cluster)?).await?;
-            let kube =
-                kube::Client::try_from(config).map_err(|e| CliError::Kubeconfig(e.to_string()))?;
-            commands::uncordon(cli, kube, node).await
+            let kube = target::kube(&config::resolve(&cli.cluster)?).await?;
+            output::warn(cli, &kube.warnings);
+            commands::uncordon(cli, kube.client, node).await
         }
         other => {
             let t = target::resolve(&cli.cluster).await?;
+            output::warn(cli, &t.warnings);
             match other {
                 Command::Versions => commands::versions(cli, &t).await,
                 Command::Plan(a) => commands::plan(cli, &t, a).await.map(|_| ()),
@@ -49,8 +64,17 @@ async fn dispatch(cli: &Cli) -> Result<()> {
     }
 }
 
+/// Parses the flags: the derived ones plus every provider's, from the registry.
+fn parse() -> std::result::Result<Cli, clap::Error> {
+    let mut command = registry::augment(Cli::command());
+    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+    cli.cluster.settings = registry::Settings::from_matches(&matches);
+    Ok(cli)
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
@@ -58,10 +82,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // The EKS builder's cleartext-endpoint warning is shown by kup itself, not as a log line.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KUP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("KUP_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,kup_eks::builder=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

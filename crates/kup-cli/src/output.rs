@@ -26,6 +26,21 @@ pub fn emit<T: Serialize>(format: Format, value: &T, table: impl FnOnce() -> Str
     Ok(())
 }
 
+/// Shows warnings about how kup reaches the cluster (a cleartext endpoint, a kubeconfig that
+/// skips TLS verification) on stderr: as `warning` events with `--events json`, else as
+/// `warning:` lines.
+pub fn warn(cli: &crate::args::Cli, warnings: &[String]) {
+    for message in warnings {
+        if cli.events == Some(crate::args::EventsFormat::Json) {
+            JsonLines.emit(Event::Warning {
+                message: message.clone(),
+            });
+        } else {
+            eprintln!("warning: {message}");
+        }
+    }
+}
+
 /// A simple aligned table.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();

@@ -1,17 +1,13 @@
-//! Turning cluster flags into a provider and a Kubernetes client.
+//! Turning cluster flags into a provider (through the registry) and a Kubernetes client.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kup_core::UpgradeProvider;
-use kup_kube::drain::{DrainOptions, Drainer};
 
 use crate::args::ClusterArgs;
 use crate::error::{CliError, Result};
-
-/// The providers this build can drive.
-pub const PROVIDERS: &str = "eks, kubeadm";
+use crate::registry::{self, BuildInput};
 
 /// A resolved cluster.
 pub struct Target {
@@ -21,24 +17,95 @@ pub struct Target {
     pub kube_config: kube::Config,
     /// A client for it.
     pub kube: kube::Client,
+    /// What kup must tell the user about how it reaches the cluster (shown on stderr and sent
+    /// as `warning` events).
+    pub warnings: Vec<String>,
+}
+
+/// A Kubernetes API the flags select, checked once.
+pub struct KubeTarget {
+    /// Its configuration.
+    pub config: kube::Config,
+    /// A client for it.
+    pub client: kube::Client,
+    /// Warnings about how it is reached.
+    pub warnings: Vec<String>,
 }
 
 /// The kubeconfig the flags select, like kubectl: `--kubeconfig`, then `$KUBECONFIG`, then
-/// `~/.kube/config`; `--context` or the current context.
-pub async fn kube_config(args: &ClusterArgs) -> Result<kube::Config> {
+/// `~/.kube/config`; `--context` or the current context. The API server is asked for its
+/// version once, so that a certificate the kubeconfig's CA does not trust is reported at
+/// once, as such, instead of being retried as a connection failure.
+pub async fn kube(args: &ClusterArgs) -> Result<KubeTarget> {
+    let kubeconfig = match &args.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path)
+            .map_err(|e| CliError::Kubeconfig(format!("{}: {e}", path.display())))?,
+        None => Kubeconfig::read().map_err(|e| CliError::Kubeconfig(e.to_string()))?,
+    };
+    let context = args
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone())
+        .unwrap_or_default();
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..KubeConfigOptions::default()
     };
-    let result = match &args.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| CliError::Kubeconfig(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kc, &options).await
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| CliError::Kubeconfig(e.to_string()))?;
+    let mut warnings = Vec::new();
+    if config.accept_invalid_certs {
+        warnings.push(format!(
+            "kubeconfig context {context:?} sets insecure-skip-tls-verify: true: kup does not \
+             verify the API server's certificate at {}, so anyone on the network path can \
+             impersonate the cluster and read kup's credentials",
+            config.cluster_url
+        ));
+    }
+    let client =
+        kube::Client::try_from(config.clone()).map_err(|e| CliError::Kubeconfig(e.to_string()))?;
+    if let Err(e) = client.apiserver_version().await
+        && let Some(reason) = certificate_failure(&e)
+    {
+        return Err(CliError::Certificate {
+            server: config.cluster_url.to_string(),
+            ca: if config.root_cert.is_some() {
+                format!("the kubeconfig's CA (certificate-authority of context {context:?})")
+            } else {
+                format!(
+                    "the system's root certificates (context {context:?} names no \
+                     certificate-authority)"
+                )
+            },
+            reason,
+        });
+    }
+    Ok(KubeTarget {
+        config,
+        client,
+        warnings,
+    })
+}
+
+/// What rustls said when the server's certificate was refused, found in `e`'s causes.
+fn certificate_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if let Some(rustls::Error::InvalidCertificate(c)) = err.downcast_ref::<rustls::Error>() {
+            return Some(format!("{c:?}"));
         }
-        None => kube::Config::from_kubeconfig(&options).await,
-    };
-    result.map_err(|e| CliError::Kubeconfig(e.to_string()))
+        // An io::Error's `source()` skips the error it wraps (rustls's sits two io::Errors
+        // deep); step into it instead.
+        cause = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// The provider and client the flags select.
@@ -47,74 +114,25 @@ pub async fn resolve(args: &ClusterArgs) -> Result<Target> {
     let name = args.provider.clone().ok_or_else(|| {
         CliError::usage(
             "--provider",
-            format!("is required (one of: {PROVIDERS}), or --name with a kup.yaml entry"),
+            format!(
+                "is required (one of: {}), or --name with a kup.yaml entry",
+                registry::accepted()
+            ),
         )
     })?;
-    let kube_config = kube_config(&args).await?;
-    let kube = kube::Client::try_from(kube_config.clone())
-        .map_err(|e| CliError::Kubeconfig(e.to_string()))?;
-    let provider: Arc<dyn UpgradeProvider> = match name.as_str() {
-        "eks" => {
-            let cluster = args.cluster.clone().ok_or_else(|| {
-                CliError::usage(
-                    "--cluster",
-                    "is required with --provider eks (the EKS cluster's name)",
-                )
-            })?;
-            let mut b = kup_eks::EksBuilder::from_env()
-                .cluster_name(cluster)
-                .kube_client(kube.clone());
-            if let Some(r) = &args.region {
-                b = b.region(r.clone());
-            }
-            if let Some(u) = &args.endpoint_url {
-                b = b.endpoint_url(u.clone());
-            }
-            Arc::new(b.build().await?)
-        }
-        "kubeadm" => {
-            let path = args.inventory.clone().ok_or_else(|| {
-                CliError::usage(
-                    "--inventory",
-                    "is required with --provider kubeadm (a YAML file listing the nodes and how to reach them)",
-                )
-            })?;
-            let inventory = kup_kubeadm::inventory::Inventory::load(&path)?;
-            let drain = kup_kubeadm::drain::KubeDrain::new(
-                Drainer::new(kube.clone()),
-                DrainOptions {
-                    timeout: Some(Duration::from_secs(900)),
-                    ignore_daemonsets: true,
-                    ..DrainOptions::default()
-                },
-            );
-            Arc::new(
-                kup_kubeadm::KubeadmProvider::new(
-                    inventory,
-                    kube.clone(),
-                    kup_kubeadm::KubeadmSettings::default(),
-                )?
-                .with_drain(Arc::new(drain)),
-            )
-        }
-        "aks" | "gke" => {
-            return Err(CliError::usage(
-                "--provider",
-                format!(
-                    "{name} is not available in this release; available providers: {PROVIDERS}"
-                ),
-            ));
-        }
-        other => {
-            return Err(CliError::usage(
-                "--provider",
-                format!("{other:?} is not a provider; accepted: {PROVIDERS}"),
-            ));
-        }
-    };
+    let entry = registry::find(&name)?;
+    let kube = kube(&args).await?;
+    let built = (entry.build)(BuildInput {
+        settings: &args.settings,
+        kube: &kube.client,
+    })
+    .await?;
+    let mut warnings = kube.warnings;
+    warnings.extend(built.warnings);
     Ok(Target {
-        provider,
-        kube_config,
-        kube,
+        provider: built.provider,
+        kube_config: kube.config,
+        kube: kube.client,
+        warnings,
     })
 }

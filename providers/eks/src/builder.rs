@@ -20,6 +20,7 @@ pub struct EksBuilder {
     kube: Option<kube::Client>,
     settings: EksSettings,
     from_env: bool,
+    allow_insecure_endpoint: bool,
 }
 
 impl std::fmt::Debug for EksBuilder {
@@ -30,6 +31,7 @@ impl std::fmt::Debug for EksBuilder {
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
             .field("from_env", &self.from_env)
+            .field("allow_insecure_endpoint", &self.allow_insecure_endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +67,29 @@ impl EksBuilder {
     pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
         self.endpoint = Some(url.into());
         self
+    }
+
+    /// Allows an `http://` endpoint on a host other than loopback. Signed requests then carry
+    /// the access key id, the signature and the session token in cleartext; off by default.
+    pub fn allow_insecure_endpoint(mut self, allow: bool) -> Self {
+        self.allow_insecure_endpoint = allow;
+        self
+    }
+
+    /// The warning to show when the endpoint is `http://` (requests and credentials in
+    /// cleartext), `None` for https or the default endpoint. Callers show it in their own
+    /// output; [`EksBuilder::build`] also logs it.
+    pub fn cleartext_warning(&self) -> Option<String> {
+        let url = self.endpoint.as_deref()?;
+        let host = cleartext_host(url)?;
+        Some(format!(
+            "EKS endpoint_url {url} is plain HTTP: every signed request, with its session token, travels unencrypted{}",
+            if is_loopback(host) {
+                " (accepted because the host is loopback)"
+            } else {
+                ""
+            }
+        ))
     }
 
     /// Uses this SDK configuration (credentials, retries, timeouts) as the base.
@@ -114,6 +139,24 @@ impl EksBuilder {
                 message: format!("{url:?} must start with http:// or https://"),
             });
         }
+        if let Some(url) = &self.endpoint
+            && let Some(host) = cleartext_host(url)
+        {
+            if !is_loopback(host) && !self.allow_insecure_endpoint {
+                return Err(Error::Config {
+                    field: "endpoint_url",
+                    message: format!(
+                        "{url} is plain HTTP to {host}, which is not loopback: signed requests \
+                         and the session token would travel in cleartext; use https://, or allow \
+                         it explicitly (allow_insecure_endpoint: --allow-insecure-endpoint, \
+                         kup.yaml `allow_insecure_endpoint: true`)"
+                    ),
+                });
+            }
+            if let Some(w) = self.cleartext_warning() {
+                tracing::warn!("{w}");
+            }
+        }
         let base = match (self.sdk_config, self.from_env) {
             (Some(c), _) => c,
             (None, true) => {
@@ -160,6 +203,24 @@ impl EksBuilder {
             self.settings,
         ))
     }
+}
+
+/// The host of an `http://` URL (`None` for other schemes).
+fn cleartext_host(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    Some(match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    })
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn validate_cluster_name(name: &str) -> Result<()> {
@@ -247,6 +308,42 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("region"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn cleartext_endpoints_are_refused_off_loopback_unless_allowed() {
+        let b = |url: &str| {
+            EksBuilder::new()
+                .cluster_name("prod")
+                .region("us-west-2")
+                .endpoint_url(url)
+        };
+        let e = b("http://10.0.0.5:8080").build().await.unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("endpoint_url") && text.contains("allow_insecure_endpoint"),
+            "{text}"
+        );
+        assert!(
+            b("http://eks.internal/")
+                .allow_insecure_endpoint(true)
+                .build()
+                .await
+                .is_ok()
+        );
+        for ok in ["http://127.0.0.1:1", "http://[::1]:9/", "http://localhost"] {
+            let builder = b(ok);
+            let warning = builder.cleartext_warning().unwrap();
+            assert!(warning.contains("loopback"), "{warning}");
+            assert!(builder.build().await.is_ok(), "{ok}");
+        }
+        assert!(b("https://10.0.0.5").cleartext_warning().is_none());
+        assert!(
+            b("http://10.0.0.5")
+                .cleartext_warning()
+                .unwrap()
+                .contains("session token")
+        );
     }
 
     #[test]

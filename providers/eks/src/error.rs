@@ -45,6 +45,18 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// No usable AWS credentials: the default chain found none, or the source it found failed.
+    /// The message says how to provide them and never includes any credential.
+    #[error(
+        "no usable AWS credentials for EKS {operation} ({reason}): {}",
+        HOW_TO_PROVIDE_CREDENTIALS
+    )]
+    Credentials {
+        /// The EKS operation that needed them.
+        operation: &'static str,
+        /// Which way the chain failed (none found, the source failed, timed out…).
+        reason: &'static str,
+    },
     /// EKS answered without a field kup needs.
     #[error("EKS {operation}: response lacks {field}")]
     Response {
@@ -65,6 +77,9 @@ impl Error {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         move |err| {
+            if let Some(reason) = credentials_failure(&err) {
+                return Error::Credentials { operation, reason };
+            }
             let status = err.raw_response().map(|r| r.status().as_u16());
             let code = err.code().map(str::to_string);
             let message = match (&code, err.message()) {
@@ -172,7 +187,7 @@ impl Error {
     /// converts into.
     pub fn category(&self) -> ErrorCategory {
         match self {
-            Error::Config { .. } => ErrorCategory::InvalidInput,
+            Error::Config { .. } | Error::Credentials { .. } => ErrorCategory::InvalidInput,
             Error::Api { code, status, .. } => map_api(code, *status).category(),
             Error::Transport { .. } | Error::Response { .. } => ErrorCategory::Provider,
             Error::Kube(e) => kube_error::category(e),
@@ -180,11 +195,45 @@ impl Error {
     }
 }
 
+/// How to give kup AWS credentials, in one sentence (no values, only where they come from).
+const HOW_TO_PROVIDE_CREDENTIALS: &str = "provide them with AWS_ACCESS_KEY_ID and \
+    AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary ones), a profile (AWS_PROFILE in \
+    ~/.aws/config or ~/.aws/credentials), SSO (`aws sso login --profile NAME`), or web identity \
+    (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN)";
+
+/// Why the SDK could not sign the request, when it was for lack of usable credentials.
+fn credentials_failure<E>(err: &SdkError<E>) -> Option<&'static str>
+where
+    E: std::error::Error + 'static,
+{
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return Some(match c {
+                CredentialsError::CredentialsNotLoaded(_) => "none found",
+                CredentialsError::ProviderTimedOut(_) => "the credential source timed out",
+                CredentialsError::InvalidConfiguration(_) => {
+                    "the credential configuration is invalid"
+                }
+                CredentialsError::ProviderError(_) => "the credential source failed",
+                _ => "the credential source failed",
+            });
+        }
+        cause = e.source();
+    }
+    None
+}
+
 impl From<Error> for kup_core::Error {
     fn from(e: Error) -> Self {
         let text = e.to_string();
         match e {
             Error::Config { field, message } => kup_core::Error::invalid_input(field, message),
+            Error::Credentials { operation, reason } => kup_core::Error::invalid_input(
+                "AWS credentials",
+                format!("none usable for EKS {operation} ({reason}): {HOW_TO_PROVIDE_CREDENTIALS}"),
+            ),
             Error::Api {
                 code,
                 message,

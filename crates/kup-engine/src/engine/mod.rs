@@ -32,7 +32,9 @@ pub(crate) enum StepOutcome {
 use self::journal_handle::JournalHandle;
 use crate::backoff::retry;
 use crate::error::{Error, Result};
-use crate::journal::{Journal, JournalStore, NodePhase, NodeRecord, RunState, StepState, short};
+use crate::journal::{
+    Journal, JournalStore, NodePhase, NodeRecord, PlanStore, RunState, StepState, short,
+};
 use crate::lock::{ClusterLock, LockWatch};
 use crate::ops::{ClusterValidator, KubeCluster, NodeOps, PreflightRunner};
 use crate::options::EngineOptions;
@@ -86,6 +88,7 @@ pub struct Engine {
     pub(crate) validator: Arc<dyn ClusterValidator>,
     pub(crate) preflight: Arc<dyn PreflightRunner>,
     pub(crate) journal: Arc<dyn JournalStore>,
+    pub(crate) plan_store: Option<Arc<dyn PlanStore>>,
     pub(crate) lock: Arc<dyn ClusterLock>,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) options: EngineOptions,
@@ -111,6 +114,7 @@ pub struct EngineBuilder {
     validator: Option<Arc<dyn ClusterValidator>>,
     preflight: Option<Arc<dyn PreflightRunner>>,
     journal: Option<Arc<dyn JournalStore>>,
+    plan_store: Option<Arc<dyn PlanStore>>,
     lock: Option<Arc<dyn ClusterLock>>,
     events: Arc<dyn EventSink>,
     options: EngineOptions,
@@ -154,6 +158,14 @@ impl EngineBuilder {
     /// Where the journal is kept.
     pub fn journal(mut self, store: Arc<dyn JournalStore>) -> Self {
         self.journal = Some(store);
+        self
+    }
+
+    /// Where the run's plan is kept for a later resume (optional). The plan is saved only
+    /// once the run holds the lock and the journal lets it start, right before the run's first
+    /// journal write, so a refused run never replaces the plan of an unfinished one.
+    pub fn plan_store(mut self, store: Arc<dyn PlanStore>) -> Self {
+        self.plan_store = Some(store);
         self
     }
 
@@ -203,6 +215,7 @@ impl EngineBuilder {
                 .preflight
                 .ok_or_else(|| missing("preflight", "kube or preflight"))?,
             journal: self.journal.ok_or_else(|| missing("journal", "journal"))?,
+            plan_store: self.plan_store,
             lock: self.lock.ok_or_else(|| missing("lock", "lock"))?,
             provider: self.provider,
             events: self.events,
@@ -221,6 +234,7 @@ impl Engine {
             validator: None,
             preflight: None,
             journal: None,
+            plan_store: None,
             lock: None,
             events: Arc::new(NoEvents),
             options: EngineOptions::default(),
@@ -575,6 +589,10 @@ impl Engine {
         journal.state = RunState::Running;
         journal.holder = self.lock.identity().to_string();
         let attempt = journal.attempts;
+        // The plan is stored only now that the lock is held and the journal checks passed.
+        if let Some(store) = &self.plan_store {
+            store.save(plan).await?;
+        }
         let handle = JournalHandle::new(self.journal.clone(), journal);
         handle.update(|_| ()).await?;
         let ctx = RunContext {

@@ -8,11 +8,13 @@
 //!
 //! Stores: [`FileJournalStore`] (atomic replace of a local file) and
 //! [`ConfigMapJournalStore`] (a ConfigMap in the cluster, updates guarded by resourceVersion),
-//! plus [`MemoryJournalStore`] for embedders that keep state themselves.
+//! plus [`MemoryJournalStore`] for embedders that keep state themselves. The run's plan is kept
+//! beside the journal by a [`PlanStore`].
 
 mod configmap;
 mod file;
 mod memory;
+mod plan_store;
 mod summary;
 
 use async_trait::async_trait;
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use configmap::{CONFIGMAP_KEY, ConfigMapJournalStore, MAX_CONFIGMAP_JOURNAL_BYTES};
 pub use file::FileJournalStore;
 pub use memory::MemoryJournalStore;
+pub use plan_store::{ConfigMapPlanStore, FilePlanStore, PLAN_CONFIGMAP_KEY, PlanStore};
 
 use crate::error::Result;
 
