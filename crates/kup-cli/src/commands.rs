@@ -242,6 +242,18 @@ async fn load_plan(t: &Target, run: &RunArgs) -> Result<UpgradePlan> {
     })
 }
 
+/// How nodes are drained: the engine's drain with the `--drain-timeout` of `run`; providers
+/// that drain nodes themselves (kubeadm's control-plane nodes) get the same.
+pub fn drain_options(run: Option<&RunArgs>) -> Result<DrainOptions> {
+    let Some(run) = run else {
+        return Ok(EngineOptions::default().drain);
+    };
+    let options = engine_options(run)?;
+    let mut drain = options.drain.clone();
+    drain.timeout = options.pool_defaults.drain_timeout;
+    Ok(drain)
+}
+
 /// Engine options from run flags.
 pub fn engine_options(run: &RunArgs) -> Result<EngineOptions> {
     let mut o = EngineOptions {
@@ -367,9 +379,6 @@ pub async fn upgrade_with(
         }
         (None, None) => return Err(CliError::usage("--to", "is required (or --plan FILE)")),
     };
-    if !a.dry_run {
-        refuse_early(t, &a.run, &options, &plan).await?;
-    }
     let sinks = Sinks::new(cli, &t.warnings)?;
     let engine = engine(t, &a.run, options, sinks.fanout.clone())?;
     if a.dry_run {
@@ -393,57 +402,6 @@ pub async fn upgrade_with(
     let result = engine.run(&plan, &cancel).await;
     sinks.close().await;
     finish_run(cli, result)
-}
-
-/// Refuses, before the lock is taken and before anything is written, a new run the engine
-/// would stop at its pre-flight step: a provider operation in progress (busy, exit 4) or
-/// pre-flight blockers (exit 3). The engine checks both again under the lock; the lock and the
-/// journal it checks itself before writing anything.
-async fn refuse_early(
-    t: &Target,
-    run: &RunArgs,
-    options: &EngineOptions,
-    plan: &UpgradePlan,
-) -> Result<()> {
-    let live = t.provider.cluster().await?;
-    if let Some(op) = live.in_progress.first() {
-        return Err(kup_core::Error::Busy {
-            message: format!(
-                "{op} is in progress; kup starts nothing while another operation runs"
-            ),
-            operation: Some(op.id.clone()),
-        }
-        .into());
-    }
-    // A dry run of a quiet engine: the same pre-flight input the run would use, reads only.
-    let quiet = engine(t, run, options.clone(), Arc::new(kup_core::NoEvents))?;
-    let report = quiet.dry_run(plan).await?;
-    // Another run's live lease first: that run, not this cluster's findings, is the reason.
-    if let Some(lock) = &report.lock
-        && !lock.expired
-        && Some(lock.holder.as_str()) != run.holder.as_deref()
-    {
-        let cluster = t.provider.cluster_name();
-        return Err(kup_engine::Error::LockHeld {
-            cluster: cluster.to_string(),
-            holder: lock.holder.clone(),
-            lease: format!(
-                "{STATE_NAMESPACE}/{}",
-                kup_engine::names::object_name("kup-upgrade", cluster)
-            ),
-            expires_at: lock.expires_at,
-        }
-        .into());
-    }
-    if let Some(pre) = &report.preflight
-        && pre.has_blockers()
-    {
-        return Err(kup_engine::Error::PreflightBlocked {
-            blockers: pre.blockers().cloned().collect(),
-        }
-        .into());
-    }
-    Ok(())
 }
 
 fn finish_run(cli: &Cli, result: kup_engine::Result<kup_engine::RunReport>) -> Result<()> {

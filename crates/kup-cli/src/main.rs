@@ -45,7 +45,13 @@ async fn dispatch(cli: &Cli) -> Result<()> {
             commands::uncordon(cli, kube.client, node).await
         }
         other => {
-            let t = target::resolve(&cli.cluster).await?;
+            let run = match other {
+                Command::Upgrade(a) => Some(&a.run),
+                Command::Resume(r) => Some(r),
+                _ => None,
+            };
+            let drain = commands::drain_options(run)?;
+            let t = target::resolve(&cli.cluster, &drain).await?;
             output::warn(cli, &t.warnings);
             match other {
                 Command::Versions => commands::versions(cli, &t).await,

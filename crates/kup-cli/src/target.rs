@@ -6,6 +6,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kup_core::UpgradeProvider;
 
 use crate::args::ClusterArgs;
+use kup_kube::drain::DrainOptions;
+
 use crate::error::{CliError, Result};
 use crate::registry::{self, BuildInput};
 
@@ -108,8 +110,9 @@ fn certificate_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> 
     None
 }
 
-/// The provider and client the flags select.
-pub async fn resolve(args: &ClusterArgs) -> Result<Target> {
+/// The provider and client the flags select; `drain` is how the provider drains nodes itself,
+/// from the command's flags.
+pub async fn resolve(args: &ClusterArgs, drain: &DrainOptions) -> Result<Target> {
     let args = crate::config::resolve(args)?;
     let name = args.provider.clone().ok_or_else(|| {
         CliError::usage(
@@ -125,6 +128,8 @@ pub async fn resolve(args: &ClusterArgs) -> Result<Target> {
     let built = (entry.build)(BuildInput {
         settings: &args.settings,
         kube: &kube.client,
+        kube_config: &kube.config,
+        drain,
     })
     .await?;
     let mut warnings = kube.warnings;

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
 use kup_mocks::eks::{EksConfig, EksMock, demo_scenario};
 use kup_mocks::k8s::{SimConfig, SimHandle, Simulator};
@@ -286,7 +285,7 @@ async fn exit_2_for_every_usage_and_configuration_error() {
     // An http:// EKS endpoint off loopback is refused, naming the field and the way to allow it.
     let mut args = env.eks_args(&env.kubeconfig);
     let at = args.iter().position(|a| a == "--endpoint-url").unwrap();
-    args[at + 1] = "http://192.0.2.10:8080".into();
+    args[at + 1] = "http://eks.example.invalid:8080".into();
     args.push("versions".into());
     let out = run(&args, true).await;
     assert_eq!(code(&out), 2, "{}", stderr(&out));
@@ -402,7 +401,7 @@ async fn kup_reports_a_kubeconfig_that_skips_tls_verification() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cleartext_endpoint_is_announced_and_allowed_only_on_loopback_or_when_asked() {
+async fn a_cleartext_endpoint_on_loopback_is_allowed_and_announced() {
     let env = start().await;
     // The mock is http:// on loopback: allowed, and said so.
     let out = env.kup(&["versions", "--events", "json"]).await;
@@ -417,34 +416,8 @@ async fn a_cleartext_endpoint_is_announced_and_allowed_only_on_loopback_or_when_
                     .is_some_and(|m| m.contains("plain HTTP") && m.contains("session token"))
         });
     assert!(warned, "{}", stderr(&out));
-    // Off loopback, a kup.yaml entry may allow it explicitly; kup then tries to reach it
-    // (192.0.2.0/24 is reserved for documentation, so nothing answers) instead of refusing.
-    let config = env.file(
-        "kup.yaml",
-        &format!(
-            "clusters:\n  - name: far\n    provider: eks\n    cluster: demo\n    region: us-west-2\n    endpoint_url: http://192.0.2.10:1\n    allow_insecure_endpoint: true\n    kubeconfig: {}\n",
-            env.kubeconfig.display()
-        ),
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        run(
-            &strings(&[
-                "--config",
-                &config.display().to_string(),
-                "--name",
-                "far",
-                "--events",
-                "json",
-                "versions",
-            ]),
-            true,
-        ),
-    )
-    .await
-    .unwrap();
-    assert_ne!(code(&out), 2, "{}", stderr(&out));
-    assert!(!stderr(&out).contains("not loopback"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("plain HTTP"), "{}", stderr(&out));
+    // Off loopback it is refused unless allowed (exit 2, no request sent: see the usage
+    // test); allowing it is checked by the EKS builder's own tests, which send nothing, since
+    // tests reach nothing but loopback.
     env.sim.shutdown().await;
 }

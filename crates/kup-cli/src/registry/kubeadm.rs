@@ -1,9 +1,6 @@
 //! Self-managed kubeadm clusters: nodes over SSH from an inventory, etcd snapshots.
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use kup_kube::drain::{DrainOptions, Drainer};
 
 use super::{BuildFuture, BuildInput, Built, ProviderEntry, Setting, SettingKind, required};
 use crate::error::CliError;
@@ -12,13 +9,31 @@ use crate::error::CliError;
 pub const ENTRY: ProviderEntry = ProviderEntry {
     name: "kubeadm",
     help: "self-managed kubeadm over SSH: --inventory",
-    settings: &[Setting {
-        key: "inventory",
-        flag: "inventory",
-        env: Some("KUP_INVENTORY"),
-        help: "the inventory file of nodes and how to reach them",
-        kind: SettingKind::Path,
-    }],
+    settings: &[
+        Setting {
+            key: "inventory",
+            flag: "inventory",
+            env: Some("KUP_INVENTORY"),
+            help: "the inventory file of nodes and how to reach them",
+            kind: SettingKind::Path,
+        },
+        Setting {
+            key: "release_url",
+            flag: "release-url",
+            env: Some("KUP_KUBEADM_RELEASE_URL"),
+            help: "a mirror of the Kubernetes release markers (stable-1.N.txt), for clusters \
+                   that cannot reach the public release site",
+            kind: SettingKind::Text,
+        },
+        Setting {
+            key: "versions_file",
+            flag: "versions-file",
+            env: Some("KUP_KUBEADM_VERSIONS_FILE"),
+            help: "an offline list of the releases on offer, one per line (1.31.2); no \
+                   release marker is fetched",
+            kind: SettingKind::Path,
+        },
+    ],
     build,
 };
 
@@ -31,22 +46,18 @@ fn build(input: BuildInput<'_>) -> BuildFuture<'_> {
                 "a YAML file listing the nodes and how to reach them",
             )
         })?;
-        let inventory = kup_kubeadm::inventory::Inventory::load(path).map_err(CliError::from)?;
-        let drain = kup_kubeadm::drain::KubeDrain::new(
-            Drainer::new(input.kube.clone()),
-            DrainOptions {
-                timeout: Some(Duration::from_secs(900)),
-                ignore_daemonsets: true,
-                ..DrainOptions::default()
-            },
-        );
-        let provider = kup_kubeadm::KubeadmProvider::new(
-            inventory,
-            input.kube.clone(),
-            kup_kubeadm::KubeadmSettings::default(),
-        )
-        .map_err(CliError::from)?
-        .with_drain(Arc::new(drain));
+        // Control-plane nodes are drained by the provider with the user's drain settings.
+        let mut builder = kup_kubeadm::KubeadmBuilder::from_env()
+            .inventory_file(path)
+            .kube_config(input.kube_config.clone())
+            .drain_options(input.drain.clone());
+        if let Some(url) = input.settings.text("release_url") {
+            builder = builder.release_url(url);
+        }
+        if let Some(file) = input.settings.path("versions_file") {
+            builder = builder.versions_file(file);
+        }
+        let provider = builder.build().await.map_err(CliError::from)?;
         Ok(Built {
             provider: Arc::new(provider),
             warnings: Vec::new(),

@@ -60,6 +60,12 @@ pub struct BuildInput<'a> {
     pub settings: &'a Settings,
     /// A client for the cluster's Kubernetes API.
     pub kube: &'a kube::Client,
+    /// The configuration that client was made from (for providers that make their own
+    /// clients, such as an eviction client without automatic retries).
+    pub kube_config: &'a kube::Config,
+    /// How nodes are drained, from the command's flags (`--drain-timeout`), for providers
+    /// that drain nodes themselves.
+    pub drain: &'a kup_kube::drain::DrainOptions,
 }
 
 /// The future an entry's `build` returns.
