@@ -728,6 +728,29 @@ pub async fn situations_map_to_the_same_error_category(h: &impl Harness) -> Chec
             ),
         );
     }
+    let cp = cluster(p.as_ref()).await.control_plane;
+    if caps.node_pool_upgrade {
+        table.insert(
+            "a pool the cluster does not have is upgraded",
+            (
+                ErrorCategory::NotFound,
+                p.upgrade_node_pool("no-such-pool", &cp, &NodePoolOptions::default())
+                    .await
+                    .err(),
+            ),
+        );
+    }
+    if caps.node_upgrade {
+        table.insert(
+            "a node the cluster does not have is upgraded",
+            (
+                ErrorCategory::NotFound,
+                p.upgrade_node("no-such-pool", "no-such-node", &cp)
+                    .await
+                    .err(),
+            ),
+        );
+    }
     let mut wrong = Vec::new();
     for (situation, (expected, got)) in &table {
         match got {

@@ -13,7 +13,7 @@ use kup_core::{ControlPlaneOptions, UpgradeProvider};
 use kup_eks::{EksBuilder, EksProvider};
 use kup_mocks::eks::{EksConfig, EksFault, EksMock, demo_scenario};
 use kup_mocks::k8s::{SimConfig, SimHandle, Simulator};
-use kup_tests::{Deviation, Harness, Mutations, Unstaged, behaviours};
+use kup_tests::{Harness, Mutations, Unstaged, behaviours};
 
 /// EKS operations that change something.
 const MUTATING: [&str; 3] = [
@@ -136,11 +136,6 @@ impl Harness for Eks {
 
     fn pool_to_roll(&self) -> Option<String> {
         Some("system".into())
-    }
-
-    fn deviations(&self) -> Vec<Deviation> {
-        // The provider leaves version checks and the busy check to EKS.
-        vec![Deviation::BackendRefuses]
     }
 }
 

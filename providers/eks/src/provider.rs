@@ -456,6 +456,27 @@ impl UpgradeProvider for EksProvider {
         to: &KubeVersion,
         opts: &ControlPlaneOptions,
     ) -> CoreResult<Operation> {
+        // Refused here, before anything is sent, the way every provider refuses them: a hop
+        // that is not the next minor, and a start while another update runs (EKS would refuse
+        // both too, but only after kup had asked it to change the cluster).
+        let live = self.cluster().await?;
+        let distance = live.control_plane.minor_distance(to);
+        if distance != 1 {
+            return Err(kup_core::Error::precondition(format!(
+                "the EKS control plane is at {}; it moves one minor at a time, to {}, so {to} \
+                 is not a hop it can make",
+                live.control_plane,
+                live.control_plane.next_minor()
+            )));
+        }
+        if let Some(op) = live.in_progress.first() {
+            return Err(kup_core::Error::Busy {
+                message: format!(
+                    "{op} is in progress; EKS takes no control-plane update until it ends"
+                ),
+                operation: Some(op.id.clone()),
+            });
+        }
         let version = minor_string(to);
         let out = self
             .client

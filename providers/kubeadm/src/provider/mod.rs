@@ -219,10 +219,19 @@ impl KubeadmProvider {
             .ok_or_else(|| Error::invalid("node", format!("{node:?} is not in the inventory")))
     }
 
+    /// The inventory entry of a node a caller names: one the inventory lacks is not found (the
+    /// same answer every provider gives for a node or pool it does not have).
     fn spec(&self, node: &str) -> Result<&NodeSpec> {
-        self.inventory
-            .node(node)
-            .ok_or_else(|| Error::invalid("node", format!("{node:?} is not in the inventory")))
+        self.inventory.node(node).ok_or_else(|| {
+            Error::Core(kup_core::Error::NotFound {
+                kind: "node".into(),
+                name: node.to_string(),
+                scope: Some(format!(
+                    "the inventory of cluster {}",
+                    self.inventory.cluster
+                )),
+            })
+        })
     }
 
     /// The node's package manager: the inventory's choice, else detected once.
@@ -444,8 +453,18 @@ impl KubeadmProvider {
         if op.target == OperationTarget::ControlPlane {
             return self.poll_hop(op).await;
         }
+        // Every operation this provider starts names its target version; one without is not
+        // ours, and claiming it succeeded would let a caller skip real work.
         let Some(to) = op.to_version.as_deref() else {
-            return Ok(OperationStatus::Succeeded);
+            return Err(Error::Core(kup_core::Error::NotFound {
+                kind: "kubeadm operation".into(),
+                name: op.id.clone(),
+                scope: Some(format!(
+                    "cluster {}: it names no target version, so kup's kubeadm provider did not \
+                     start it",
+                    self.inventory.cluster
+                )),
+            }));
         };
         let to = KubeVersion::parse(to)?;
         match &op.target {
