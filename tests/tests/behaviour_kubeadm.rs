@@ -190,6 +190,10 @@ impl Harness for Kubeadm {
     }
 
     async fn restart(&self) -> Arc<dyn UpgradeProvider> {
+        // The old process stops once the node step it is in has finished (a hop runs inside
+        // the provider that started it; nothing else is left running by it), then a new one
+        // picks the hop up from the cluster.
+        self.provider.wait_for_node_step().await;
         Arc::new(provider(&self.inventory, &self.sim, &self.settings))
     }
 
@@ -211,8 +215,9 @@ impl Harness for Kubeadm {
 
     async fn make_busy(&self) -> Result<(), Unstaged> {
         Err(Unstaged::because(
-            "kubeadm keeps no record of operations in flight: ClusterInfo::in_progress is \
-             always empty and nothing refuses a second start",
+            "a kubeadm hop runs inside the provider that started it, and nothing outside that \
+             process can start one this provider would see; a second start of the same hop \
+             answers that hop",
         ))
     }
 
@@ -223,10 +228,7 @@ impl Harness for Kubeadm {
             "[upgrade/apply] FATAL: couldn't upgrade control plane. kubeadm has tried to \
              recover everything into the earlier state\n",
         );
-        Ok(vec![
-            "KubeadmUpgradeFailed".into(),
-            "EtcdSnapshotAvailable".into(),
-        ])
+        Ok(vec!["CommandFailed".into(), "EtcdSnapshotAvailable".into()])
     }
 
     fn mutations(&self) -> Mutations {

@@ -159,11 +159,15 @@ async fn eks_exceptions_map_to_kup_error_categories() {
         .await
         .unwrap();
     let p = provider(&mock, None).await;
+    // A skip is refused by kup before anything is sent (as every provider refuses it); EKS's
+    // own InvalidParameterException maps to InvalidInput (the error module's tests).
     let skip = p
         .upgrade_control_plane(&v("1.35"), &ControlPlaneOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(skip.category(), ErrorCategory::InvalidInput, "{skip}");
+    assert_eq!(skip.category(), ErrorCategory::Precondition, "{skip}");
+    assert!(skip.to_string().contains("one minor at a time"), "{skip}");
+    assert!(mock.updates("demo").is_empty(), "nothing was sent");
 
     mock.inject(EksFault::Error {
         operation: "DescribeCluster".into(),
