@@ -464,3 +464,39 @@ async fn running_a_finished_plan_again_is_a_no_op_reported_as_already_done() {
     assert_eq!(store.get().unwrap().state, RunState::Succeeded);
     h.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_s_progress_is_kept_in_its_journal_record() {
+    // The provider rolls pool `mg` node by node and says so; the journal holds the latest
+    // word at every moment, so a crash leaves `kup status` showing where the step stood.
+    let h = Harness::start(standard()).await;
+    let plan = h.plan("1.33.2").await;
+    let store = memory();
+    let wire = Arc::new(support::Tripwire::new(1, |e| {
+        matches!(e, kup_core::Event::OperationProgress {
+            status: OperationStatus::Running { message: Some(m), .. }, ..
+        } if m.contains("replaced by"))
+    }));
+    let engine = h.engine(store.clone(), "runner", wire.clone(), fast_options());
+    match attempt(&engine, &plan, How::Run, &wire.tripped).await {
+        Attempt::Crashed => {}
+        Attempt::Finished(r) => panic!("the run ended before the pool reported progress: {r:?}"),
+    }
+    let journal = store.get().unwrap();
+    let mg = plan
+        .steps
+        .iter()
+        .find(|s| matches!(&s.action, StepAction::NodePool { pool, .. } if pool == "mg"))
+        .unwrap();
+    let record = journal.step(mg.index).unwrap();
+    assert!(record.operation.is_some(), "{}", journal.to_table());
+    assert!(
+        record
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("replaced by")),
+        "{}",
+        journal.to_table()
+    );
+    h.sim.shutdown().await;
+}

@@ -135,7 +135,7 @@ impl RunContext<'_> {
             operation: op.clone(),
             reattached,
         });
-        let result = self.poll_until_done(&op, req.timeout).await;
+        let result = self.poll_until_done(&op, &req.slot, req.timeout).await;
         match &result {
             // Ended one way or the other: nothing to re-attach to any more.
             Ok(()) | Err(Error::Core(kup_core::Error::OperationFailed { .. })) => {
@@ -148,7 +148,12 @@ impl RunContext<'_> {
 
     /// Polls `op` until it ends; a failed or cancelled operation is the provider's own error
     /// list ([`kup_core::OperationStatus::into_result`]).
-    pub(crate) async fn poll_until_done(&self, op: &Operation, timeout: Duration) -> Result<()> {
+    pub(crate) async fn poll_until_done(
+        &self,
+        op: &Operation,
+        slot: &OpSlot,
+        timeout: Duration,
+    ) -> Result<()> {
         let policy = &self.engine.options.polling;
         let deadline = Instant::now() + timeout;
         let mut backoff = policy.start();
@@ -164,6 +169,18 @@ impl RunContext<'_> {
                     failures = 0;
                     let text = status.to_string();
                     if text != last {
+                        // A step's progress (a kubeadm hop's `cp-2: draining (1/3 …)`) is kept
+                        // in its journal record, so `kup status` shows where it stands.
+                        if let (OpSlot::Step(i), false) = (slot, status.is_terminal()) {
+                            let message = crate::journal::short(text.clone());
+                            self.journal
+                                .update(|j| {
+                                    if let Some(s) = j.step_mut(*i) {
+                                        s.message = Some(message);
+                                    }
+                                })
+                                .await?;
+                        }
                         last = text;
                         self.emit(Event::OperationProgress {
                             operation_id: op.id.clone(),
