@@ -1,7 +1,7 @@
 //! A real etcd reached through a real sshd: snapshot, status, copy off, verify, restore.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use kup_tests::lab as support;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

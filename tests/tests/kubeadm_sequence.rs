@@ -8,7 +8,7 @@
 //! cancelled between two nodes and resumed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use kup_tests::lab as support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
