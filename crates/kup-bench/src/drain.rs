@@ -1,6 +1,6 @@
 //! `kup-bench drain`: the same simulated node drained by kup and by `kubectl drain`.
 //!
-//! Scenarios (issue 4), on a simulator running in real time:
+//! The two drain scenarios, on a simulator running in real time:
 //! 1. 60 pods (6 Deployments × 10), no PodDisruptionBudget contention;
 //! 2. 40 pods of 4 Deployments (× 10), each with a budget `maxUnavailable: 1`, replacements
 //!    Ready 1 s after creation.

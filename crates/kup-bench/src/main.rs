@@ -30,7 +30,7 @@ struct Cli {
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Drain a node with kup and with `kubectl drain` (issue 4's two scenarios).
+    /// Drain a node with kup and with `kubectl drain` (the two drain scenarios).
     Drain(drain::Args),
     /// Pre-flight checks on a large simulated cluster: wall time, peak RSS, API requests.
     Preflight(preflight::Args),

@@ -7,7 +7,7 @@
 //! its RSS just before the run (runtime and binary baseline). The parent starts both, prints
 //! the table and stops the simulator.
 //!
-//! Target (issue 5): under 300 MB peak RSS.
+//! Target: under 300 MB peak RSS.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
