@@ -694,7 +694,7 @@ mod tests {
 
     #[test]
     fn mixed_pools_thirty_to_thirty_seven() {
-        // The example: CP 1.30, pools 1.30 and 1.29, target 1.37, kubelet skew 3.
+        // The worked example: CP 1.30, pools 1.30 and 1.29, target 1.37, kubelet skew 3.
         let plan = plan(&request(
             cluster("1.30.0", &[("new", "1.30.0"), ("old", "1.29.0")]),
             "1.37.0",
