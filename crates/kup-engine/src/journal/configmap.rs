@@ -70,23 +70,13 @@ impl ConfigMapJournalStore {
     }
 
     fn object(&self, text: String, resource_version: Option<String>) -> ConfigMap {
-        ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(self.name.clone()),
-                namespace: Some(self.namespace.clone()),
-                resource_version,
-                labels: Some(BTreeMap::from([
-                    (
-                        "app.kubernetes.io/managed-by".to_string(),
-                        "kup".to_string(),
-                    ),
-                    ("kup.dev/cluster".to_string(), label_value(&self.cluster)),
-                ])),
-                ..ObjectMeta::default()
-            },
-            data: Some(BTreeMap::from([(CONFIGMAP_KEY.to_string(), text)])),
-            ..ConfigMap::default()
-        }
+        state_configmap(
+            &self.name,
+            &self.namespace,
+            &self.cluster,
+            (CONFIGMAP_KEY, text),
+            resource_version,
+        )
     }
 
     /// After a 409: when the stored content is what we meant to write, an earlier attempt
@@ -199,5 +189,33 @@ impl JournalStore for ConfigMapJournalStore {
 
     fn describe(&self) -> String {
         format!("configmap {}/{}", self.namespace, self.name)
+    }
+}
+
+/// One of kup's state ConfigMaps (journal, stored plan): named, labelled as kup's for the
+/// cluster, holding `data` under its key.
+pub(crate) fn state_configmap(
+    name: &str,
+    namespace: &str,
+    cluster: &str,
+    data: (&str, String),
+    resource_version: Option<String>,
+) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            resource_version,
+            labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "kup".to_string(),
+                ),
+                ("kup.dev/cluster".to_string(), label_value(cluster)),
+            ])),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(data.0.to_string(), data.1)])),
+        ..ConfigMap::default()
     }
 }

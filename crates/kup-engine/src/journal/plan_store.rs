@@ -10,18 +10,18 @@
 //! cluster's name sanitised the same way) and [`FilePlanStore`] (a local file, replaced
 //! atomically).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, PostParams};
 use kup_core::UpgradePlan;
 
+use super::configmap::state_configmap;
 use super::file::write_atomically;
 use crate::error::{Error, Result};
-use crate::names::{label_value, object_name};
+use crate::names::object_name;
 
 /// The ConfigMap key holding the plan's JSON.
 pub const PLAN_CONFIGMAP_KEY: &str = "plan.json";
@@ -71,28 +71,20 @@ impl ConfigMapPlanStore {
         &self.name
     }
 
+    /// An API failure keeps the client's error, so that it is classified like every other
+    /// (a 403 is a permission problem, a 503 a provider error).
     fn api_err(&self, action: &str, e: kube::Error) -> Error {
-        Error::journal(self.describe(), format!("{action}: {e}"))
+        Error::api(format!("{action} plan {}", self.describe()), e)
     }
 
     fn object(&self, text: String, resource_version: Option<String>) -> ConfigMap {
-        ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(self.name.clone()),
-                namespace: Some(self.namespace.clone()),
-                resource_version,
-                labels: Some(BTreeMap::from([
-                    (
-                        "app.kubernetes.io/managed-by".to_string(),
-                        "kup".to_string(),
-                    ),
-                    ("kup.dev/cluster".to_string(), label_value(&self.cluster)),
-                ])),
-                ..ObjectMeta::default()
-            },
-            data: Some(BTreeMap::from([(PLAN_CONFIGMAP_KEY.to_string(), text)])),
-            ..ConfigMap::default()
-        }
+        state_configmap(
+            &self.name,
+            &self.namespace,
+            &self.cluster,
+            (PLAN_CONFIGMAP_KEY, text),
+            resource_version,
+        )
     }
 }
 
