@@ -35,6 +35,10 @@ pub enum Format {
     Json,
     /// YAML (same schema as JSON).
     Yaml,
+    /// The change-review document in Markdown (`kup plan`, `kup report`).
+    Markdown,
+    /// The change-review document as one self-contained HTML file (`kup plan`, `kup report`).
+    Html,
 }
 
 /// Event stream formats.
@@ -82,6 +86,10 @@ pub enum Command {
     Resume(RunArgs),
     /// The state of the last upgrade, from its journal.
     Status,
+    /// The last upgrade as the change-review document, from its journal: every step and node
+    /// ticked and timed, PDB waits, findings, backups, validation rounds (Markdown; `-o html`
+    /// for one self-contained file with a timeline, `-o json` for the data).
+    Report(ReportArgs),
     /// Cordon and drain a node, respecting PodDisruptionBudgets.
     Drain(DrainArgs),
     /// Uncordon a node.
@@ -117,6 +125,17 @@ pub struct PlanArgs {
     /// Write the plan as JSON to this file (for `kup upgrade --plan`).
     #[arg(long)]
     pub save: Option<PathBuf>,
+}
+
+/// Flags of `kup report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run's journal file (default: the in-cluster ConfigMap).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// The plan file (default: the plan stored with the journal by the run).
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
 }
 
 /// Flags of `kup preflight`.

@@ -22,8 +22,8 @@ use kup_kube::validate::{Expectation, ValidationOptions, Validator};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{
-    Cli, DrainArgs, EventsFormat, Format, PlanArgs, PreflightArgs, RunArgs, UpgradeArgs,
-    ValidateArgs,
+    Cli, DrainArgs, EventsFormat, Format, PlanArgs, PreflightArgs, ReportArgs, RunArgs,
+    UpgradeArgs, ValidateArgs,
 };
 use crate::error::{CliError, Result};
 use crate::output::{self, JsonLines, Progress, Webhook, emit, table};
@@ -175,7 +175,18 @@ pub async fn plan(cli: &Cli, t: &Target, a: &PlanArgs) -> Result<UpgradePlan> {
             source,
         })?;
     }
-    emit(cli.output, &plan, || plan.to_string())?;
+    if matches!(cli.output, Format::Markdown | Format::Html) {
+        // The runbook ticks node by node where kup rolls them: it needs the nodes.
+        let cluster = t.provider.cluster().await?;
+        output::emit_document(
+            cli.output,
+            &plan,
+            || kup_engine::Runbook::for_plan(&plan, Some(&cluster)),
+            || plan.to_string(),
+        )?;
+    } else {
+        emit(cli.output, &plan, || plan.to_string())?;
+    }
     Ok(plan)
 }
 
@@ -466,6 +477,46 @@ pub async fn status(cli: &Cli, t: &Target) -> Result<()> {
         }
         Some(journal) => emit(cli.output, &journal, || journal.to_table()),
     }
+}
+
+/// `kup report`: the last run as the change-review document. Markdown unless `-o` says
+/// otherwise (`table` is the Markdown document too).
+pub async fn report(cli: &Cli, t: &Target, a: &ReportArgs) -> Result<()> {
+    let run = RunArgs {
+        journal: a.journal.clone(),
+        plan: a.plan.clone(),
+        ..RunArgs::default()
+    };
+    let engine = engine(
+        t,
+        &run,
+        EngineOptions::default(),
+        Arc::new(kup_core::NoEvents),
+    )?;
+    let Some(journal) = engine.status().await? else {
+        return Err(CliError::usage(
+            "--journal",
+            format!(
+                "no upgrade recorded for {}; a report is made from a run's journal",
+                t.provider.cluster_name()
+            ),
+        ));
+    };
+    // The plan adds the rollback steps and the backup prerequisite; a run whose plan is gone
+    // is still reported from the journal alone.
+    let plan = match &a.plan {
+        Some(path) => Some(read_plan_file(path)?),
+        None => plan_store(t, &run)
+            .load()
+            .await?
+            .filter(|p| p.id == journal.plan_id),
+    };
+    let book = kup_engine::Runbook::for_run(&journal, plan.as_ref());
+    let format = match cli.output {
+        Format::Table => Format::Markdown,
+        other => other,
+    };
+    output::emit_document(format, &book, || book.clone(), || book.to_markdown())
 }
 
 /// `kup drain`.

@@ -60,6 +60,7 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                 Command::Upgrade(a) => commands::upgrade(cli, &t, a).await,
                 Command::Resume(a) => commands::resume(cli, &t, a).await,
                 Command::Status => commands::status(cli, &t).await,
+                Command::Report(a) => commands::report(cli, &t, a).await,
                 Command::Validate(a) => commands::validate(cli, &t, a).await,
                 Command::Backup { destination } => {
                     commands::backup(cli, t.provider.as_ref(), destination.clone()).await

@@ -20,6 +20,31 @@ pub fn emit<T: Serialize>(format: Format, value: &T, table: impl FnOnce() -> Str
             .map_err(|e| CliError::Failed(format!("cannot render JSON: {e}")))?,
         Format::Yaml => serde_saphyr::to_string(value)
             .map_err(|e| CliError::Failed(format!("cannot render YAML: {e}")))?,
+        Format::Markdown | Format::Html => {
+            return Err(CliError::usage(
+                "--output",
+                "markdown and html are the change-review document, offered by `kup plan` and \
+                 `kup report`; this command accepts table, json or yaml",
+            ));
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", text.trim_end());
+    Ok(())
+}
+
+/// Prints `runbook` in the document formats (`-o markdown`, `-o html`), or as the other
+/// formats would print `value`.
+pub fn emit_document<T: Serialize>(
+    format: Format,
+    value: &T,
+    runbook: impl FnOnce() -> kup_engine::Runbook,
+    table: impl FnOnce() -> String,
+) -> Result<()> {
+    let text = match format {
+        Format::Markdown => runbook().to_markdown(),
+        Format::Html => runbook().to_html(),
+        other => return emit(other, value, table),
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", text.trim_end());

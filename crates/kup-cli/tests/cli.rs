@@ -125,6 +125,23 @@ async fn versions_plan_preflight_and_validate_as_json() {
     assert_eq!(code(&out), 0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("cluster: demo"));
 
+    // The change-review document: prerequisites, a box per step, the rollback that applies.
+    let out = env.kup(&["plan", "--to", "1.35", "-o", "markdown"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let md = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        md.starts_with("# Upgrade runbook: EKS cluster demo, 1.33"),
+        "{md}"
+    );
+    assert!(md.contains("- [ ] Change window approved"), "{md}");
+    let boxes = md.lines().filter(|l| l.starts_with("- [ ] **")).count();
+    assert_eq!(boxes, plan["steps"].as_array().unwrap().len(), "{md}");
+    assert!(md.contains("EKS cannot downgrade"), "{md}");
+    // Other commands refuse the document formats, naming the flag.
+    let out = env.kup(&["versions", "-o", "markdown"]).await;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--output"), "{}", stderr(&out));
+
     let out = env.kup(&["preflight", "--to", "1.35", "-o", "json"]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = json(&out);
@@ -161,7 +178,7 @@ async fn versions_plan_preflight_and_validate_as_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upgrade_status_and_a_busy_cluster() {
+async fn upgrade_status_report_and_a_busy_cluster() {
     let env = start().await;
     let out = env
         .kup(&[
@@ -190,6 +207,28 @@ async fn upgrade_status_and_a_busy_cluster() {
     assert_eq!(journal["cluster"], "demo");
     assert_eq!(journal["target"], "1.34");
     assert_eq!(journal["plan_id"], report["plan_id"]);
+
+    // The run as the change-review document: every step ticked with its time.
+    let steps = journal["steps"].as_array().unwrap().len();
+    let out = env.kup(&["report"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let md = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(md.starts_with("# Upgrade report: EKS cluster demo"), "{md}");
+    assert!(md.contains("- Outcome: succeeded"), "{md}");
+    let ticked: Vec<&str> = md.lines().filter(|l| l.starts_with("- [x] **")).collect();
+    assert_eq!(ticked.len(), steps, "{md}");
+    assert!(
+        ticked.iter().all(|l| l.contains(" — ")),
+        "every step has its time: {md}"
+    );
+    assert!(md.contains("## Validation rounds"), "{md}");
+    let out = env.kup(&["report", "-o", "html"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let html = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg class=\"timeline\""));
+    let out = env.kup(&["report", "-o", "json"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["plan_id"], report["plan_id"]);
 
     // A control-plane update started elsewhere makes the cluster busy: exit code 4.
     let provider = kup_eks::EksBuilder::new()

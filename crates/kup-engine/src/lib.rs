@@ -58,6 +58,7 @@ pub mod names;
 pub mod ops;
 mod options;
 pub mod planning;
+pub mod report;
 mod steps;
 mod versions;
 
@@ -66,6 +67,7 @@ pub use engine::{Engine, EngineBuilder, RunReport, StepReport};
 pub use error::{Error, Result};
 pub use ops::{ClusterValidator, DrainOutcome, KubeCluster, NodeOps, NodeState, PreflightRunner};
 pub use options::{EngineOptions, PoolOptions, StepTimeouts, parse_max_unavailable};
+pub use report::Runbook;
 
 /// Durations as (fractional) seconds in JSON.
 pub(crate) mod serde_secs {

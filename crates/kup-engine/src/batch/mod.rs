@@ -182,7 +182,7 @@ impl RunContext<'_> {
                 &format!("validation after node {node}"),
                 engine
                     .validator
-                    .validate(&expectation, &engine.options.gate, &*engine.events),
+                    .validate(&expectation, &engine.options.gate, &*self.events),
             )
             .await?;
         if report.passed {

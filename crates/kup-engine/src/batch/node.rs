@@ -138,7 +138,7 @@ impl RunContext<'_> {
             let outcome = self
                 .cancellable(
                     &format!("draining node {name}"),
-                    engine.nodes.drain(name, &drain, &*engine.events),
+                    engine.nodes.drain(name, &drain, &*self.events),
                 )
                 .await?;
             match outcome {

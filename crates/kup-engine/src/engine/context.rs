@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use kup_core::{ClusterInfo, Event, UpgradePlan};
+use std::sync::Arc;
+
+use kup_core::{ClusterInfo, Event, EventSink, UpgradePlan};
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
@@ -16,6 +18,8 @@ pub(crate) struct RunContext<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) plan: &'a UpgradePlan,
     pub(crate) journal: JournalHandle,
+    /// The engine's sink, with every event also kept for the journal's history.
+    pub(crate) events: Arc<dyn EventSink>,
     pub(crate) cancel: CancellationToken,
     pub(crate) lock: LockWatch,
     /// This run's number (1 for the first run of the journal, +1 per resume).
@@ -23,12 +27,16 @@ pub(crate) struct RunContext<'a> {
     pub(crate) started: jiff::Timestamp,
     /// The leading pre-flight step and its summary, when it passed before the run wrote
     /// anything.
-    pub(crate) preflight_passed: Option<(usize, String)>,
+    pub(crate) preflight_passed: Option<PreflightPassed>,
 }
+
+/// The leading pre-flight step that passed before the run wrote anything: its index, its
+/// summary and its findings.
+pub(crate) type PreflightPassed = (usize, String, Vec<kup_core::Finding>);
 
 impl RunContext<'_> {
     pub(crate) fn emit(&self, event: Event) {
-        self.engine.events.emit(event);
+        self.events.emit(event);
     }
 
     fn stop_error(&self, at: &str) -> Error {

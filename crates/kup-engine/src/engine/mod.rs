@@ -29,6 +29,7 @@ pub(crate) enum StepOutcome {
     Skipped(String),
 }
 
+use self::context::PreflightPassed;
 use self::journal_handle::JournalHandle;
 use crate::backoff::retry;
 use crate::error::{Error, Result};
@@ -539,7 +540,7 @@ impl Engine {
         journal: &Journal,
         live: &ClusterInfo,
         cancel: &CancellationToken,
-    ) -> Result<Option<(usize, String)>> {
+    ) -> Result<Option<PreflightPassed>> {
         let Some(step) = plan
             .steps
             .first()
@@ -562,7 +563,12 @@ impl Engine {
                     }
                     report = self.run_preflight(plan, target, live, journal) => report?,
                 };
-                Ok(Some((step.index, steps::preflight_verdict(&report)?)))
+                let findings = report.findings.findings.clone();
+                Ok(Some((
+                    step.index,
+                    steps::preflight_verdict(&report)?,
+                    findings,
+                )))
             }
         }
     }
@@ -574,7 +580,7 @@ impl Engine {
         mode: Mode,
         lock: LockWatch,
         before: Option<Journal>,
-        gate: Option<(usize, String)>,
+        gate: Option<PreflightPassed>,
     ) -> Result<RunReport> {
         // Read again under the lock: another run may have written between the first read
         // and the lock. Then the gate's verdict is stale and the step runs in order.
@@ -588,6 +594,9 @@ impl Engine {
         journal.attempts += 1;
         journal.state = RunState::Running;
         journal.holder = self.lock.identity().to_string();
+        if let Some((_, _, findings)) = &gate {
+            journal.set_findings(findings);
+        }
         let attempt = journal.attempts;
         // The plan is stored only now that the lock is held and the journal checks passed.
         if let Some(store) = &self.plan_store {
@@ -598,6 +607,7 @@ impl Engine {
         let ctx = RunContext {
             engine: self,
             plan,
+            events: handle.recording(self.events.clone()),
             journal: handle,
             cancel: cancel.clone(),
             lock,

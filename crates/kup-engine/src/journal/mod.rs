@@ -13,6 +13,7 @@
 
 mod configmap;
 mod file;
+mod history;
 mod memory;
 mod plan_store;
 mod summary;
@@ -20,12 +21,14 @@ mod summary;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use kup_core::{
-    BackupRecord, ErrorCategory, KubeVersion, Operation, ProviderKind, StepAction, UpgradePlan,
+    BackupRecord, ErrorCategory, Finding, KubeVersion, Operation, ProviderKind, StepAction,
+    UpgradePlan,
 };
 use serde::{Deserialize, Serialize};
 
 pub use configmap::{CONFIGMAP_KEY, ConfigMapJournalStore, MAX_CONFIGMAP_JOURNAL_BYTES};
 pub use file::FileJournalStore;
+pub use history::{Happening, HistoryEntry, MAX_HISTORY};
 pub use memory::MemoryJournalStore;
 pub use plan_store::{ConfigMapPlanStore, FilePlanStore, PLAN_CONFIGMAP_KEY, PlanStore};
 
@@ -219,15 +222,31 @@ pub struct Journal {
     /// Nodes kup cordoned and has not finished with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeRecord>,
+    /// The findings of the last pre-flight check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// What happened and when, oldest first (see [`HistoryEntry`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// History entries dropped to keep the journal small.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Messages kept in the journal are cut to this many bytes, so it stays small.
 const MAX_MESSAGE: usize = 2048;
 
 pub(crate) fn short(message: impl Into<String>) -> String {
-    let mut message = message.into();
-    if message.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
+    cut(message.into(), MAX_MESSAGE)
+}
+
+fn cut(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let mut cut = max;
         while !message.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -270,6 +289,9 @@ impl Journal {
                 .collect(),
             backups: Vec::new(),
             nodes: Vec::new(),
+            findings: Vec::new(),
+            history: Vec::new(),
+            history_dropped: 0,
         }
     }
 

@@ -228,7 +228,7 @@ fn unknown_kind(step: &PlanStep) -> Error {
 impl RunContext<'_> {
     /// Runs one step: reads the cluster, asks the step's rule, and does what it says.
     pub(crate) async fn execute(&self, step: &PlanStep) -> Result<StepOutcome> {
-        if let Some((index, summary)) = &self.preflight_passed
+        if let Some((index, summary, _)) = &self.preflight_passed
             && *index == step.index
         {
             // Checked moments ago, before this run wrote anything (see `Engine::execute`).
@@ -252,6 +252,8 @@ impl RunContext<'_> {
                         engine.run_preflight(self.plan, target, &live, &journal),
                     )
                     .await?;
+                let findings = &report.findings.findings;
+                self.journal.update(|j| j.set_findings(findings)).await?;
                 preflight::verdict(&report).map(StepOutcome::Done)
             }
             StepAction::Backup { .. } => self.run_backup(i).await,

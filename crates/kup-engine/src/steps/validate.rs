@@ -93,11 +93,9 @@ impl RunContext<'_> {
         let report = self
             .cancellable(
                 "validation",
-                engine.validator.validate(
-                    &expectation,
-                    &engine.options.validation,
-                    &*engine.events,
-                ),
+                engine
+                    .validator
+                    .validate(&expectation, &engine.options.validation, &*self.events),
             )
             .await?;
         if !report.passed {
