@@ -24,9 +24,11 @@
 //! - [`reference`]: a provider that implements the whole contract against the simulator.
 //! - [`sim`]: simulated clusters, engines and crash points for the engine's end-to-end tests.
 //! - [`lab`]: real sshd and etcd processes for the kubeadm provider.
+//! - [`kubeadm_lab`]: a whole kubeadm cluster on them, with the simulator as its API server.
 
 pub mod behaviours;
 pub mod harness;
+pub mod kubeadm_lab;
 pub mod lab;
 pub mod reference;
 pub mod sim;

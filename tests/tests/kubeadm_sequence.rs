@@ -8,9 +8,9 @@
 //! cancelled between two nodes and resumed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kup_tests::lab as support;
+use kup_tests::kubeadm_lab::{KubeadmLab, LabSpec};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,48 +18,46 @@ use kup_core::{
     BackupOptions, ControlPlaneOptions, ErrorCategory, Event, KubeVersion, Operation,
     OperationStatus, UpgradeProvider,
 };
-use kup_kube::drain::{DrainOptions, Drainer};
+use kup_kube::drain::Drainer;
 use kup_kubeadm::inventory::Inventory;
-use kup_kubeadm::versions::ReleaseSettings;
-use kup_kubeadm::{KubeadmBuilder, KubeadmProvider, KubeadmSettings};
-use kup_mocks::k8s::{Node, Scenario, SimConfig, SimHandle, Simulator};
-use serde_json::json;
-use support::{Etcd, Sshd, binary};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use kup_kubeadm::{KubeadmProvider, KubeadmSettings};
+use kup_mocks::k8s::SimHandle;
 
 const CPS: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 const WORKERS: [&str; 4] = ["w-1", "w-2", "w-3", "w-4"];
 
+const SPEC: LabSpec = LabSpec {
+    control_plane: &CPS,
+    workers: &WORKERS,
+    // Cordoned by an operator before the upgrade: it must stay cordoned.
+    cordoned: &["cp-3"],
+    markers: &[
+        ("stable.txt", "v1.32.1"),
+        ("stable-1.31.txt", "v1.31.2"),
+        ("stable-1.32.txt", "v1.32.1"),
+    ],
+};
+
 // Fields drop in this order: the provider first, so its SSH masters are told to exit while
-// their control sockets (in the sshd's directory) still exist.
+// their control sockets (in the lab's sshd directory) still exist.
 struct Lab {
     provider: KubeadmProvider,
     drainer: Drainer,
-    sim: SimHandle,
-    sshd: Sshd,
-    _etcd: Etcd,
-    _releases: MockServer,
-    work: tempfile::TempDir,
-    etcdctl: PathBuf,
-    inventory: Inventory,
-    settings: KubeadmSettings,
+    lab: KubeadmLab,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = KubeadmLab;
+
+    fn deref(&self) -> &KubeadmLab {
+        &self.lab
+    }
 }
 
 impl Lab {
     /// Another provider for the same cluster, as a new kup process would build it.
     async fn fresh_provider(&self) -> KubeadmProvider {
-        KubeadmBuilder::new()
-            .inventory(self.inventory.clone())
-            .kube_client(self.sim.client().unwrap())
-            .settings(self.settings.clone())
-            .drain_options(DrainOptions {
-                timeout: Some(Duration::from_secs(120)),
-                ..DrainOptions::default()
-            })
-            .build()
-            .await
-            .unwrap()
+        self.lab.provider().await
     }
 }
 
@@ -67,147 +65,14 @@ fn v(s: &str) -> KubeVersion {
     s.parse().unwrap()
 }
 
-async fn releases() -> MockServer {
-    let server = MockServer::start().await;
-    for (marker, body) in [
-        ("stable.txt", "v1.32.1"),
-        ("stable-1.31.txt", "v1.31.2"),
-        ("stable-1.32.txt", "v1.32.1"),
-    ] {
-        Mock::given(method("GET"))
-            .and(path(format!("/release/{marker}")))
-            .respond_with(ResponseTemplate::new(200).set_body_string(body))
-            .mount(&server)
-            .await;
-    }
-    for minor in ["v1.31", "v1.32"] {
-        Mock::given(method("GET"))
-            .and(path(format!("/core:/stable:/{minor}/deb/Release")))
-            .respond_with(ResponseTemplate::new(200).set_body_string("Origin: obs\n"))
-            .mount(&server)
-            .await;
-    }
-    server
-}
-
-fn scenario() -> Scenario {
-    let mut s = Scenario::new().version("v1.30.6");
-    for cp in CPS {
-        let mut node = Node::new(cp).control_plane().kubelet_version("v1.30.6");
-        if cp == "cp-3" {
-            // Cordoned by an operator before the upgrade: it must stay cordoned.
-            node = node.unschedulable();
-        }
-        s = s.node(node).object(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("kube-apiserver-{cp}"), "namespace": "kube-system",
-                "labels": {"component": "kube-apiserver", "tier": "control-plane"},
-                "annotations": {"kubernetes.io/config.mirror": "0d2c"}},
-            "spec": {"nodeName": cp, "containers": [{"name": "kube-apiserver",
-                "image": "registry.k8s.io/kube-apiserver:v1.30.6"}]}
-        }));
-    }
-    for w in WORKERS {
-        s = s.node(Node::new(w).pool("workers").kubelet_version("v1.30.6"));
-    }
-    s
-}
-
 async fn lab() -> Option<Lab> {
-    let etcd_bin = binary("KUP_ETCD", "etcd")?;
-    let etcdctl = binary("KUP_ETCDCTL", "etcdctl")?;
-    let sshd_bin = binary("KUP_SSHD", "sshd")?;
-    let sim = Simulator::start(scenario(), SimConfig::fast())
-        .await
-        .unwrap();
-    let nodes: Vec<&str> = CPS.iter().chain(WORKERS.iter()).copied().collect();
-    let sshd = Sshd::start(&sshd_bin, &nodes, true, &[("KUP_SIM_URL", sim.url())]);
-    let work = tempfile::tempdir().unwrap();
-    let etcd = Etcd::start(
-        &etcd_bin,
-        &etcdctl,
-        &work.path().join("etcd-data"),
-        "cp-1",
-        None,
-    );
-    etcd.put(&etcdctl, "/registry/namespaces/default", "{}");
-    let releases = releases().await;
-
-    let repos = work.path().join("repos");
-    std::fs::create_dir_all(&repos).unwrap();
-    let mut yaml = format!(
-        "cluster: lab\nssh:\n  config_file: {}\n  control_dir: {}\ncontrol_plane:\n",
-        sshd.ssh_config.display(),
-        sshd.dir.path().display()
-    );
-    for (i, node) in nodes.iter().enumerate() {
-        if i == CPS.len() {
-            yaml.push_str("workers:\n");
-        }
-        let repo = repos.join(format!("{node}.list"));
-        std::fs::write(&repo, "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /\n").unwrap();
-        sshd.set_state(node, "repo-file", &repo.display().to_string());
-        for p in ["kubeadm", "kubelet", "kubectl"] {
-            sshd.set_state(node, &format!("pkg/{p}"), "1.30.6");
-            sshd.set_state(node, &format!("hold/{p}"), "");
-        }
-        if CPS.contains(node) {
-            sshd.set_state(node, "role", "control-plane");
-            sshd.set_state(node, "apiserver", "1.30.6");
-        }
-        yaml.push_str(&format!(
-            "  - {{name: {node}, host: {node}, repo_file: {}}}\n",
-            repo.display()
-        ));
-    }
-    let inventory = Inventory::parse(&yaml, None).unwrap();
-    let manifests = work.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(manifests.join("kube-apiserver.yaml"), "spec: {}\n").unwrap();
-    let mut settings = KubeadmSettings {
-        releases: ReleaseSettings {
-            markers_url: format!("{}/release", releases.uri()),
-            packages_url: format!("{}/core:/stable:", releases.uri()),
-            ..ReleaseSettings::default()
-        },
-        backup_dir: work.path().join("backups"),
-        node_ready_timeout: Duration::from_secs(120),
-        ..KubeadmSettings::default()
-    };
-    settings.etcd.endpoint = etcd.endpoint();
-    settings.etcd.data_dir = etcd.data_dir.display().to_string();
-    settings.etcd.manifest_dir = manifests.display().to_string();
-    settings.etcd.node_work_dir = work.path().join("node").display().to_string();
-    settings.etcd.kubelet_config = work
-        .path()
-        .join("kubelet-config.yaml")
-        .display()
-        .to_string();
-    settings.etcd.local_tool = Some(etcdctl.clone());
-    let client = sim.client().unwrap();
-    let drainer = Drainer::new(client.clone());
-    let provider = KubeadmBuilder::new()
-        .inventory(inventory.clone())
-        .kube_client(client)
-        .settings(settings.clone())
-        .drain_options(DrainOptions {
-            timeout: Some(Duration::from_secs(120)),
-            ..DrainOptions::default()
-        })
-        .build()
-        .await
-        .unwrap();
+    let lab = KubeadmLab::start(&SPEC).await?;
+    let provider = lab.provider().await;
+    let drainer = Drainer::new(lab.sim.client().unwrap());
     Some(Lab {
-        sim,
-        sshd,
-        _etcd: etcd,
-        _releases: releases,
-        work,
         provider,
         drainer,
-        etcdctl,
-        inventory,
-        settings,
+        lab,
     })
 }
 
@@ -240,7 +105,7 @@ fn worker_calls(to: &str) -> Vec<String> {
     control_plane_calls(false, to)
 }
 
-fn calls_since(sshd: &Sshd, node: &str, from: usize) -> Vec<String> {
+fn calls_since(sshd: &kup_tests::lab::Sshd, node: &str, from: usize) -> Vec<String> {
     sshd.calls(node).into_iter().skip(from).collect()
 }
 
@@ -622,6 +487,7 @@ fn engine_with(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_upgrades_three_control_planes_and_four_workers_across_two_minors() {
     let Some(mut lab) = lab().await else { return };
+    let client = lab.sim.client().unwrap();
     let provider = Arc::new(std::mem::replace(
         &mut lab.provider,
         KubeadmProvider::new(
@@ -630,7 +496,7 @@ async fn the_engine_upgrades_three_control_planes_and_four_workers_across_two_mi
                 None,
             )
             .unwrap(),
-            lab.sim.client().unwrap(),
+            client,
             KubeadmSettings::default(),
         )
         .unwrap(),
