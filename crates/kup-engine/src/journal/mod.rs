@@ -392,13 +392,28 @@ pub(crate) mod tests {
                 pools: BTreeMap::new(),
             },
         ];
+        plan_of(
+            ProviderKind::Other("test".into()),
+            "1.31.4",
+            "1.33.2",
+            steps,
+        )
+    }
+
+    /// A plan of `steps` (numbered from 1) for cluster `prod`.
+    pub(crate) fn plan_of(
+        provider: ProviderKind,
+        from: &str,
+        target: &str,
+        steps: Vec<StepAction>,
+    ) -> UpgradePlan {
         UpgradePlan {
             schema_version: kup_core::PLAN_SCHEMA_VERSION,
             id: "0123456789abcdef".into(),
-            provider: ProviderKind::Other("test".into()),
+            provider,
             cluster: "prod".into(),
-            from: v("1.31.4"),
-            target: v("1.33.2"),
+            from: v(from),
+            target: v(target),
             control_plane_only: false,
             max_kubelet_skew: 3,
             pools: BTreeMap::new(),

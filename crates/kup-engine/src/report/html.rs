@@ -6,7 +6,10 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 
 use super::markdown::outcome;
-use super::{CheckItem, Runbook, clock, duration, when};
+use super::{
+    BACKUP_COLUMNS, CheckItem, NODE_COLUMNS, Runbook, backup_row, clock, duration, finding_text,
+    when,
+};
 
 const WIDTH: f64 = 960.0;
 const LABEL: f64 = 220.0;
@@ -84,40 +87,8 @@ impl Runbook {
         }
 
         if !self.nodes.is_empty() {
-            out.push_str(
-                "<h2>Nodes</h2>\n<table><tr><th>node</th><th>pool</th><th>cordoned</th>\
-                 <th>drain</th><th>PDB waits</th><th>upgraded</th><th>uncordoned</th></tr>",
-            );
-            for n in &self.nodes {
-                let waits: Vec<String> = n
-                    .blocks
-                    .iter()
-                    .map(|b| {
-                        format!(
-                            "{} {}",
-                            esc(b.pdb.as_deref().unwrap_or(&b.pod)),
-                            duration(b.millis())
-                        )
-                    })
-                    .collect();
-                let _ = write!(
-                    out,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(&n.node),
-                    esc(n.pool.as_deref().unwrap_or("")),
-                    n.cordoned_at.map(clock).unwrap_or_default(),
-                    n.drain_ms
-                        .map(|ms| format!("{}, {} evicted", duration(ms), n.evicted))
-                        .unwrap_or_default(),
-                    waits.join(", "),
-                    n.upgraded_at.map(clock).unwrap_or_default(),
-                    match &n.left_cordoned {
-                        Some(r) => format!("left cordoned: {}", esc(r)),
-                        None => n.uncordoned_at.map(clock).unwrap_or_default(),
-                    }
-                );
-            }
-            out.push_str("</table>\n");
+            out.push_str("<h2>Nodes</h2>\n");
+            table(&mut out, &NODE_COLUMNS, self.nodes.iter().map(|n| n.row()));
         }
         if !self.cordoned.is_empty() {
             out.push_str("<h2>Still cordoned</h2>\n<ul>");
@@ -131,56 +102,30 @@ impl Runbook {
             for f in &self.findings {
                 let _ = write!(
                     out,
-                    "<li class=\"{}\"><strong>{}</strong> <code>{}</code>: {}{}</li>",
+                    "<li class=\"{}\"><strong>{}</strong> {}</li>",
                     f.severity,
                     f.severity,
-                    esc(&f.code),
-                    esc(&f.message),
-                    f.remediation
-                        .as_ref()
-                        .map(|r| format!(" — {}", esc(r)))
-                        .unwrap_or_default()
+                    esc(&finding_text(f))
                 );
             }
             out.push_str("</ul>\n");
         }
         if !self.backups.is_empty() {
-            out.push_str(
-                "<h2>Backups</h2>\n<table><tr><th>id</th><th>taken</th><th>location</th>\
-                 <th>size</th><th>sha256</th><th>etcd hash</th></tr>",
+            out.push_str("<h2>Backups</h2>\n");
+            table(
+                &mut out,
+                &BACKUP_COLUMNS,
+                self.backups.iter().map(backup_row),
             );
-            for b in &self.backups {
-                let _ = write!(
-                    out,
-                    "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{} B</td>\
-                     <td><code>{}</code></td><td>{}</td></tr>",
-                    esc(&b.id),
-                    when(b.taken_at),
-                    esc(&b.location),
-                    b.size_bytes,
-                    esc(&b.sha256),
-                    b.store_hash.map(|h| h.to_string()).unwrap_or_default()
-                );
-            }
-            out.push_str("</table>\n");
         }
         if !self.validations.is_empty() {
             out.push_str("<h2>Validation rounds</h2>\n<ul class=\"validations\">");
             for v in &self.validations {
                 let _ = write!(
                     out,
-                    "<li class=\"{}\">{} round {}: {} ({}/{} consecutive){}</li>",
+                    "<li class=\"{}\">{}</li>",
                     if v.passed { "passed" } else { "failed" },
-                    clock(v.at),
-                    v.round,
-                    if v.passed { "passed" } else { "failed" },
-                    v.consecutive,
-                    v.required,
-                    if v.failures.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", esc(&v.failures.join("; ")))
-                    }
+                    esc(&v.line())
                 );
             }
             out.push_str("</ul>\n");
@@ -308,6 +253,27 @@ impl Runbook {
         svg.push_str("</svg>\n");
         Some(svg)
     }
+}
+
+/// A table of plain-text cells.
+fn table<const N: usize>(
+    out: &mut String,
+    columns: &[&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) {
+    out.push_str("<table><tr>");
+    for c in columns {
+        let _ = write!(out, "<th>{}</th>", esc(c));
+    }
+    out.push_str("</tr>");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in &row {
+            let _ = write!(out, "<td>{}</td>", esc(cell));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>\n");
 }
 
 fn check(out: &mut String, item: &CheckItem) {

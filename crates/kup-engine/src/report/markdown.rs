@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::{CheckItem, Runbook, clock, duration, when};
+use super::{
+    BACKUP_COLUMNS, CheckItem, NODE_COLUMNS, Runbook, backup_row, clock, finding_text, when,
+};
 use crate::journal::RunState;
 
 impl Runbook {
@@ -53,41 +55,7 @@ impl Runbook {
 
         if !self.nodes.is_empty() {
             let _ = writeln!(out, "\n## Nodes\n");
-            let _ = writeln!(
-                out,
-                "| node | pool | cordoned | drain | PDB waits | upgraded | uncordoned |"
-            );
-            let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-            for n in &self.nodes {
-                let waits = n
-                    .blocks
-                    .iter()
-                    .map(|b| {
-                        format!(
-                            "{} {}",
-                            md(b.pdb.as_deref().unwrap_or(&b.pod)),
-                            duration(b.millis())
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    md(&n.node),
-                    md(n.pool.as_deref().unwrap_or("")),
-                    opt_clock(n.cordoned_at),
-                    n.drain_ms
-                        .map(|ms| format!("{}, {} evicted", duration(ms), n.evicted))
-                        .unwrap_or_default(),
-                    waits,
-                    opt_clock(n.upgraded_at),
-                    match &n.left_cordoned {
-                        Some(r) => format!("left cordoned: {}", md(r)),
-                        None => opt_clock(n.uncordoned_at),
-                    }
-                );
-            }
+            table(&mut out, &NODE_COLUMNS, self.nodes.iter().map(|n| n.row()));
         }
 
         if !self.cordoned.is_empty() {
@@ -100,55 +68,23 @@ impl Runbook {
         if !self.findings.is_empty() {
             let _ = writeln!(out, "\n## Pre-flight findings\n");
             for f in &self.findings {
-                let _ = writeln!(
-                    out,
-                    "- **{}** `{}`: {}{}",
-                    f.severity,
-                    f.code,
-                    md(&f.message),
-                    f.remediation
-                        .as_ref()
-                        .map(|r| format!(" — {}", md(r)))
-                        .unwrap_or_default()
-                );
+                let _ = writeln!(out, "- **{}** {}", f.severity, md(&finding_text(f)));
             }
         }
 
         if !self.backups.is_empty() {
             let _ = writeln!(out, "\n## Backups\n");
-            let _ = writeln!(out, "| id | taken | location | size | sha256 | etcd hash |");
-            let _ = writeln!(out, "|---|---|---|---|---|---|");
-            for b in &self.backups {
-                let _ = writeln!(
-                    out,
-                    "| `{}` | {} | `{}` | {} B | `{}` | {} |",
-                    b.id,
-                    when(b.taken_at),
-                    b.location,
-                    b.size_bytes,
-                    b.sha256,
-                    b.store_hash.map(|h| h.to_string()).unwrap_or_default()
-                );
-            }
+            table(
+                &mut out,
+                &BACKUP_COLUMNS,
+                self.backups.iter().map(backup_row),
+            );
         }
 
         if !self.validations.is_empty() {
             let _ = writeln!(out, "\n## Validation rounds\n");
             for v in &self.validations {
-                let _ = writeln!(
-                    out,
-                    "- {} round {}: {} ({}/{} consecutive){}",
-                    clock(v.at),
-                    v.round,
-                    if v.passed { "passed" } else { "failed" },
-                    v.consecutive,
-                    v.required,
-                    if v.failures.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", md(&v.failures.join("; ")))
-                    }
-                );
+                let _ = writeln!(out, "- {}", md(&v.line()));
             }
         }
 
@@ -174,8 +110,18 @@ pub(super) fn outcome(state: &RunState) -> String {
     }
 }
 
-fn opt_clock(t: Option<jiff::Timestamp>) -> String {
-    t.map(clock).unwrap_or_default()
+/// A Markdown table of plain-text cells.
+fn table<const N: usize>(
+    out: &mut String,
+    columns: &[&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) {
+    let _ = writeln!(out, "| {} |", columns.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(N));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| md(c)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
 }
 
 fn check_line(item: &CheckItem, depth: usize) -> String {

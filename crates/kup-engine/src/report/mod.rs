@@ -262,17 +262,44 @@ impl Runbook {
                     .collect(),
             })
             .collect();
+        Self::blank(
+            (
+                &plan.id,
+                &plan.cluster,
+                &plan.provider,
+                &plan.from,
+                &plan.target,
+            ),
+            prerequisites(plan),
+            steps,
+            rollback::steps(plan),
+        )
+    }
+
+    /// A document with its header, checklists and rollback, and nothing from a run yet.
+    fn blank(
+        (plan_id, cluster, provider, from, target): (
+            &str,
+            &str,
+            &ProviderKind,
+            &KubeVersion,
+            &KubeVersion,
+        ),
+        prerequisites: Vec<CheckItem>,
+        steps: Vec<RunbookStep>,
+        rollback: Vec<String>,
+    ) -> Self {
         Self {
-            plan_id: plan.id.clone(),
-            cluster: plan.cluster.clone(),
-            provider: plan.provider.clone(),
-            from: plan.from.clone(),
-            target: plan.target.clone(),
+            plan_id: plan_id.to_string(),
+            cluster: cluster.to_string(),
+            provider: provider.clone(),
+            from: from.clone(),
+            target: target.clone(),
             state: None,
             run: None,
-            prerequisites: prerequisites(plan),
+            prerequisites,
             steps,
-            rollback: rollback::steps(plan),
+            rollback,
             findings: Vec::new(),
             backups: Vec::new(),
             validations: Vec::new(),
@@ -337,20 +364,20 @@ impl Runbook {
     }
 
     fn from_journal_steps(journal: &Journal) -> Self {
-        Self {
-            plan_id: journal.plan_id.clone(),
-            cluster: journal.cluster.clone(),
-            provider: journal.provider.clone(),
-            from: journal.from.clone(),
-            target: journal.target.clone(),
-            state: None,
-            run: None,
-            prerequisites: vec![
+        Self::blank(
+            (
+                &journal.plan_id,
+                &journal.cluster,
+                &journal.provider,
+                &journal.from,
+                &journal.target,
+            ),
+            vec![
                 CheckItem::open("Upgrade rehearsed on a staging cluster")
                     .note("attested by the operator"),
                 CheckItem::open("Change window approved").note("approved by: ______"),
             ],
-            steps: journal
+            journal
                 .steps
                 .iter()
                 .map(|s| RunbookStep {
@@ -363,16 +390,8 @@ impl Runbook {
                     items: Vec::new(),
                 })
                 .collect(),
-            rollback: vec![
-                "The plan is no longer stored; see the provider's rollback procedure.".into(),
-            ],
-            findings: Vec::new(),
-            backups: Vec::new(),
-            validations: Vec::new(),
-            nodes: Vec::new(),
-            cordoned: Vec::new(),
-            history_dropped: 0,
-        }
+            vec!["The plan is no longer stored; see the provider's rollback procedure.".into()],
+        )
     }
 
     fn tick_prerequisites(&mut self, journal: &Journal) {
@@ -584,6 +603,91 @@ fn validations(journal: &Journal) -> Vec<ValidationRecord> {
             _ => None,
         })
         .collect()
+}
+
+/// The columns of the node table.
+pub(crate) const NODE_COLUMNS: [&str; 7] = [
+    "node",
+    "pool",
+    "cordoned",
+    "drain",
+    "PDB waits",
+    "upgraded",
+    "uncordoned",
+];
+
+/// The columns of the backup table.
+pub(crate) const BACKUP_COLUMNS: [&str; 6] =
+    ["id", "taken", "location", "size", "sha256", "etcd hash"];
+
+impl NodeTimeline {
+    /// Its row of the node table, as plain text (each renderer escapes it).
+    pub(crate) fn row(&self) -> [String; 7] {
+        let at = |t: Option<Timestamp>| t.map(clock).unwrap_or_default();
+        [
+            self.node.clone(),
+            self.pool.clone().unwrap_or_default(),
+            at(self.cordoned_at),
+            self.drain_ms
+                .map(|ms| format!("{}, {} evicted", duration(ms), self.evicted))
+                .unwrap_or_default(),
+            self.blocks
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{} {}",
+                        b.pdb.as_deref().unwrap_or(&b.pod),
+                        duration(b.millis())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            at(self.upgraded_at),
+            match &self.left_cordoned {
+                Some(r) => format!("left cordoned: {r}"),
+                None => at(self.uncordoned_at),
+            },
+        ]
+    }
+}
+
+impl ValidationRecord {
+    /// One line: `10:42:07 round 3: passed (2/2 consecutive)`, with what failed.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "{} round {}: {} ({}/{} consecutive){}",
+            clock(self.at),
+            self.round,
+            if self.passed { "passed" } else { "failed" },
+            self.consecutive,
+            self.required,
+            if self.failures.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", self.failures.join("; "))
+            }
+        )
+    }
+}
+
+/// A backup's row of the backup table, as plain text.
+pub(crate) fn backup_row(b: &BackupRecord) -> [String; 6] {
+    [
+        b.id.clone(),
+        when(b.taken_at),
+        b.location.clone(),
+        format!("{} B", b.size_bytes),
+        b.sha256.clone(),
+        b.store_hash.map(|h| h.to_string()).unwrap_or_default(),
+    ]
+}
+
+/// A finding as one line of plain text (without its severity, which renderers emphasise).
+pub(crate) fn finding_text(f: &Finding) -> String {
+    match &f.remediation {
+        Some(r) => format!("{}: {} — {r}", f.code, f.message),
+        None => format!("{}: {}", f.code, f.message),
+    }
 }
 
 /// A duration for people: tenths of a second below ten seconds, whole seconds below ten

@@ -3,11 +3,12 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use kup_core::{
-    BackupRecord, ClusterInfo, Event, Finding, KubeVersion, NodePool, Outcome, PlanStep,
-    PoolManagement, PoolMoveReason, ProviderKind, Severity, StepAction, TimedEvent, UpgradePlan,
+    BackupRecord, ClusterInfo, Event, Finding, KubeVersion, NodePool, Outcome, PoolManagement,
+    PoolMoveReason, ProviderKind, Severity, StepAction, TimedEvent, UpgradePlan,
 };
 
 use super::*;
+use crate::journal::tests::plan_of;
 use crate::journal::{NodePhase, NodeRecord};
 
 fn v(s: &str) -> KubeVersion {
@@ -44,25 +45,10 @@ fn plan() -> UpgradePlan {
             pools: BTreeMap::new(),
         },
     ];
-    UpgradePlan {
-        schema_version: kup_core::PLAN_SCHEMA_VERSION,
-        id: "feedc0de".into(),
-        provider: ProviderKind::Kubeadm,
-        cluster: "prod|eu".into(),
-        from: v("1.31.4"),
-        target: v("1.32.3"),
-        control_plane_only: false,
-        max_kubelet_skew: 3,
-        pools: BTreeMap::new(),
-        steps: steps
-            .into_iter()
-            .enumerate()
-            .map(|(i, action)| PlanStep {
-                index: i + 1,
-                action,
-            })
-            .collect(),
-    }
+    let mut plan = plan_of(ProviderKind::Kubeadm, "1.31.4", "1.32.3", steps);
+    plan.id = "feedc0de".into();
+    plan.cluster = "prod|eu".into();
+    plan
 }
 
 fn pool(name: &str, control_plane: bool, nodes: &[&str]) -> NodePool {
@@ -310,8 +296,11 @@ fn a_run_ticks_and_times_every_step_and_node_and_names_the_pdb_wait() {
         "{md}"
     );
     assert!(md.contains("etcd-1 (sha256 ab12)"), "{md}");
-    assert!(md.contains("| `etcd-1` |"), "{md}");
-    assert!(md.contains("**warning** `drain.pdb-tight`"), "{md}");
+    assert!(md.contains("| etcd-1 |"), "{md}");
+    assert!(
+        md.contains("**warning** drain.pdb-tight: PDB shop/web"),
+        "{md}"
+    );
     assert!(md.contains("round 1: passed (1/1 consecutive)"), "{md}");
     // The operator's attestations stay open: the journal cannot know them.
     assert!(
