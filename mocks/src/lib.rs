@@ -7,5 +7,6 @@
 pub mod eks;
 pub mod error;
 pub mod k8s;
+pub mod standalone;
 
 pub use error::{Error, Result};
