@@ -7,5 +7,7 @@
 pub mod eks;
 pub mod error;
 pub mod k8s;
+pub mod releases;
+pub mod standalone;
 
 pub use error::{Error, Result};

@@ -54,6 +54,26 @@ fn has(h: &impl Harness, d: Deviation) -> bool {
     h.deviations().contains(&d)
 }
 
+/// For a provider that does not move the control plane: a start to `to` answers
+/// `NotSupported` and sends nothing. `None` when the provider does move it.
+async fn control_plane_refused(h: &impl Harness, to: KubeVersion) -> Option<Checked> {
+    let p = h.provider();
+    if p.capabilities().control_plane_upgrade {
+        return None;
+    }
+    Some(
+        refuses(h, "control-plane upgrades", || {
+            let (p, to) = (p.clone(), to.clone());
+            async move {
+                p.upgrade_control_plane(&to, &ControlPlaneOptions::default())
+                    .await
+                    .map(drop)
+            }
+        })
+        .await,
+    )
+}
+
 /// Polls `op` until it is terminal; retryable errors are retried, others fail the behaviour.
 pub async fn until_terminal(provider: &dyn UpgradeProvider, op: &Operation) -> OperationStatus {
     let deadline = tokio::time::Instant::now() + GUARD;
@@ -239,6 +259,9 @@ pub async fn cluster_agrees_with_the_kubernetes_side(h: &impl Harness) -> Checke
 /// A one-minor hop is accepted, polls to `Succeeded`, and leaves the provider and `/version`
 /// at the new minor.
 pub async fn one_minor_control_plane_hop_ends_at_the_new_version(h: &impl Harness) -> Checked {
+    if let Some(refused) = control_plane_refused(h, next_minor(h.provider().as_ref()).await).await {
+        return refused;
+    }
     hop(h).await;
     Checked::Held
 }
@@ -273,6 +296,9 @@ pub async fn two_minor_request_is_refused_before_anything_changes(h: &impl Harne
     let p = h.provider();
     let before_cp = cluster(p.as_ref()).await.control_plane;
     let skip = next_minor(p.as_ref()).await.next_minor();
+    if let Some(refused) = control_plane_refused(h, skip.clone()).await {
+        return refused;
+    }
     h.prepare_control_plane().await;
     let before = h.mutations();
     let err = p
@@ -297,6 +323,9 @@ pub async fn two_minor_request_is_refused_before_anything_changes(h: &impl Harne
 pub async fn busy_cluster_is_reported_busy_and_nothing_is_sent(h: &impl Harness) -> Checked {
     let p = h.provider();
     let to = next_minor(p.as_ref()).await;
+    if let Some(refused) = control_plane_refused(h, to.clone()).await {
+        return refused;
+    }
     h.prepare_control_plane().await;
     if let Err(why) = h.make_busy().await {
         return Checked::Unstaged(why.0);
@@ -336,6 +365,9 @@ pub async fn busy_cluster_is_reported_busy_and_nothing_is_sent(h: &impl Harness)
 pub async fn injected_failure_is_operation_failed_with_provider_codes(h: &impl Harness) -> Checked {
     let p = h.provider();
     let to = next_minor(p.as_ref()).await;
+    if let Some(refused) = control_plane_refused(h, to.clone()).await {
+        return refused;
+    }
     h.prepare_control_plane().await;
     let codes = match h.inject_failure().await {
         Ok(codes) => codes,
@@ -409,6 +441,9 @@ pub async fn unknown_operation_is_refused_naming_it(h: &impl Harness) -> Checked
 pub async fn operation_round_trips_and_reattaches_after_restart(h: &impl Harness) -> Checked {
     let p = h.provider();
     let to = next_minor(p.as_ref()).await;
+    if let Some(refused) = control_plane_refused(h, to.clone()).await {
+        return refused;
+    }
     h.prepare_control_plane().await;
     let before = h.mutations();
     let op = p
@@ -634,6 +669,25 @@ pub async fn undeclared_capabilities_are_not_supported_and_never_planned(
         );
     }
     let target = next_minor(p.as_ref()).await;
+    if !caps.control_plane_upgrade {
+        control_plane_refused(h, target.clone()).await;
+        // A plan that would move the control plane is refused, naming what does move it.
+        let err = kup_engine::planning::plan_for(p.as_ref(), &target, Default::default())
+            .await
+            .err()
+            .unwrap_or_else(|| {
+                panic!("a plan {cp} → {target} was made without control-plane upgrades")
+            });
+        let kup_engine::Error::Core(err) = err else {
+            panic!("planning {cp} → {target}: expected a kup_core::Error, got {err:?}");
+        };
+        assert_category(
+            &err,
+            ErrorCategory::NotSupported,
+            "planning a control-plane move",
+        );
+        return Checked::NotSupported("every undeclared capability");
+    }
     let plan = kup_engine::planning::plan_for(p.as_ref(), &target, Default::default())
         .await
         .unwrap_or_else(|e| panic!("planning {cp} → {target} failed: {e}"));
@@ -673,7 +727,9 @@ pub async fn situations_map_to_the_same_error_category(h: &impl Harness) -> Chec
     let mut table: BTreeMap<&str, (ErrorCategory, Option<Error>)> = BTreeMap::new();
     let skip = next_minor(p.as_ref()).await.next_minor();
     h.prepare_control_plane().await;
-    let skip_expected = if has(h, Deviation::BackendRefuses) {
+    let skip_expected = if !p.capabilities().control_plane_upgrade {
+        ErrorCategory::NotSupported
+    } else if has(h, Deviation::BackendRefuses) {
         ErrorCategory::InvalidInput
     } else {
         ErrorCategory::Precondition

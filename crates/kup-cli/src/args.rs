@@ -105,8 +105,9 @@ pub enum Command {
         #[arg(long)]
         destination: Option<PathBuf>,
     },
-    /// Run the whole job against a built-in simulated EKS cluster (no cloud account; needs a
-    /// kup built with the default `demo` feature).
+    /// Run the whole job against a built-in simulated EKS cluster, or with `--provider
+    /// kubeadm` a simulated kubeadm cluster (no cloud account or nodes; needs a kup built with
+    /// the default `demo` feature).
     Demo(DemoArgs),
 }
 

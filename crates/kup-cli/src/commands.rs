@@ -197,9 +197,22 @@ pub async fn preflight(cli: &Cli, t: &Target, a: &PreflightArgs) -> Result<Prefl
         Some(v) => version_flag("--to", v)?,
         None => current.next_minor(),
     };
-    let plan = plan_to(t.provider.as_ref(), &to, PlanOptions::default()).await?;
     let cluster = t.provider.cluster().await?;
-    let mut input = PreflightInput::for_plan(&plan)
+    // A provider that does not move the control plane has no plan to check; the cluster's own
+    // tool moves it straight to the target, so the checks are against the target.
+    let input = if t.provider.capabilities().control_plane_upgrade {
+        let plan = plan_to(t.provider.as_ref(), &to, PlanOptions::default()).await?;
+        PreflightInput::for_plan(&plan)
+    } else {
+        if to.minor_distance(&current) > 0 || (to.patch().is_some() && to < current) {
+            return Err(CliError::usage(
+                "--to",
+                format!("{to} is older than the control plane's {current}"),
+            ));
+        }
+        PreflightInput::new(to.clone())
+    };
+    let mut input = input
         .pools(cluster.node_pools.clone())
         .manifests(a.manifests.clone());
     input.helm_releases = !a.no_helm;

@@ -20,6 +20,10 @@ use crate::commands;
 use crate::error::{CliError, Result};
 use crate::target::Target;
 
+mod etcd;
+mod kubeadm;
+mod node;
+
 fn say(cli: &Cli, text: impl AsRef<str>) {
     if cli.output == crate::args::Format::Table {
         println!("{}", text.as_ref());
@@ -30,23 +34,24 @@ fn say(cli: &Cli, text: impl AsRef<str>) {
 
 /// Runs the demo.
 pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
-    match cli.cluster.provider.as_deref() {
-        None | Some("eks") => {}
-        Some(other) => {
-            return Err(CliError::usage(
-                "--provider",
-                format!(
-                    "the demo drives eks; {other} is not available for the demo in this release \
-                     (kubeadm needs real nodes over SSH; aks and gke are not in this release)"
-                ),
-            ));
-        }
-    }
     if !(a.speed.is_finite() && (1.0..=1000.0).contains(&a.speed)) {
         return Err(CliError::usage(
             "--speed",
             format!("{} must be between 1 and 1000", a.speed),
         ));
+    }
+    match cli.cluster.provider.as_deref() {
+        None | Some("eks") => {}
+        Some("kubeadm") => return kubeadm::run(cli, a).await,
+        Some(other) => {
+            return Err(CliError::usage(
+                "--provider",
+                format!(
+                    "the demo drives eks and kubeadm; {other} is not available for the demo in \
+                     this release"
+                ),
+            ));
+        }
     }
     let started = Instant::now();
     say(

@@ -51,7 +51,14 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                 _ => None,
             };
             let drain = commands::drain_options(run)?;
-            let t = target::resolve(&cli.cluster, &drain).await?;
+            // Checks, validation and status need only the Kubernetes API.
+            let default = match other {
+                Command::Preflight(_) | Command::Validate(_) | Command::Status => {
+                    Some(registry::KUBECONFIG_ONLY)
+                }
+                _ => None,
+            };
+            let t = target::resolve(&cli.cluster, &drain, default).await?;
             output::warn(cli, &t.warnings);
             match other {
                 Command::Versions => commands::versions(cli, &t).await,

@@ -111,9 +111,17 @@ fn certificate_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> 
 }
 
 /// The provider and client the flags select; `drain` is how the provider drains nodes itself,
-/// from the command's flags.
-pub async fn resolve(args: &ClusterArgs, drain: &DrainOptions) -> Result<Target> {
-    let args = crate::config::resolve(args)?;
+/// from the command's flags; `default` is the provider when neither the flags nor the config
+/// name one (the commands that need only a kubeconfig).
+pub async fn resolve(
+    args: &ClusterArgs,
+    drain: &DrainOptions,
+    default: Option<&str>,
+) -> Result<Target> {
+    let mut args = crate::config::resolve(args)?;
+    if args.provider.is_none() {
+        args.provider = default.map(String::from);
+    }
     let name = args.provider.clone().ok_or_else(|| {
         CliError::usage(
             "--provider",

@@ -126,6 +126,18 @@ pub struct Capabilities {
     pub pool_max_unavailable: bool,
     /// Whether pool upgrades can be blue-green (`PoolStrategy::BlueGreen`).
     pub blue_green_upgrades: bool,
+    /// Whether the provider moves the control plane. When false (a cluster kup only checks,
+    /// validates and drains), plans that move it are refused, naming [`Self::upgrade_tool`].
+    #[serde(default = "yes")]
+    pub control_plane_upgrade: bool,
+    /// What upgrades the cluster where the provider does not (the distribution's own tool),
+    /// named in refusals of what is not declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_tool: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Capabilities {
@@ -198,6 +210,8 @@ impl Default for Capabilities {
             surge_upgrades: false,
             pool_max_unavailable: false,
             blue_green_upgrades: false,
+            control_plane_upgrade: true,
+            upgrade_tool: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod eks;
 mod kubeadm;
+mod kubernetes;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -84,7 +85,11 @@ pub struct ProviderEntry {
 }
 
 /// Every provider this build drives.
-pub const REGISTRY: &[ProviderEntry] = &[eks::ENTRY, kubeadm::ENTRY];
+pub const REGISTRY: &[ProviderEntry] = &[eks::ENTRY, kubeadm::ENTRY, kubernetes::ENTRY];
+
+/// The provider of commands that need nothing but a kubeconfig (`preflight`, `validate`,
+/// `status`) when none is named.
+pub const KUBECONFIG_ONLY: &str = "kubernetes";
 
 /// Providers kup knows of but this release does not drive, with what to say.
 pub const NOT_IN_THIS_RELEASE: &[&str] = &["aks", "gke"];
@@ -303,10 +308,10 @@ mod tests {
         flags.dedup();
         assert_eq!(keys.len(), n, "a kup.yaml key is declared twice");
         assert_eq!(flags.len(), n, "a flag is declared twice");
-        assert_eq!(accepted(), "eks, kubeadm");
+        assert_eq!(accepted(), "eks, kubeadm, kubernetes");
         assert!(config_keys().contains("eks: cluster, region"));
         let e = find("foo").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("accepted: eks, kubeadm"), "{e}");
+        assert!(e.contains("accepted: eks, kubeadm, kubernetes"), "{e}");
         let e = find("gke").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("not available in this release"), "{e}");
     }

@@ -220,6 +220,18 @@ pub fn plan(request: &PlanRequest) -> Result<UpgradePlan> {
         caps,
         Some(&provider),
     )?;
+    if !path.is_empty() && !caps.control_plane_upgrade {
+        return Err(PlanError::ProviderCannot {
+            provider: provider.clone(),
+            operation: format!("upgrade the control plane ({current} → {})", request.target),
+            instead: caps.upgrade_tool.clone().unwrap_or_else(|| {
+                "upgrade it with the cluster's own tool; kup checks before (kup preflight) \
+                 and validates after (kup validate)"
+                    .into()
+            }),
+        }
+        .into());
+    }
     let final_cp = path.last().cloned().unwrap_or_else(|| current.clone());
 
     let mut pools: Vec<PoolState> = cluster
@@ -802,6 +814,18 @@ mod tests {
         req.capabilities.node_pool_upgrade = false;
         let err = plan(&req).unwrap_err();
         assert!(matches!(err, Error::Plan(PlanError::ProviderCannot { .. })));
+        // provider that does not move the control plane names the tool that does
+        let mut req = request(cluster("1.30.3", &[("a", "1.30.3")]), "1.31.7");
+        req.capabilities.control_plane_upgrade = false;
+        req.capabilities.upgrade_tool = Some("k3s's installer upgrades k3s".into());
+        let err = plan(&req).unwrap_err();
+        assert_eq!(err.category(), crate::ErrorCategory::NotSupported);
+        let text = err.to_string();
+        assert!(
+            text.contains("upgrade the control plane (1.30.3 → 1.31.7)")
+                && text.contains("k3s's installer"),
+            "{text}"
+        );
         // external pool that would fall out of skew
         let mut c = cluster("1.30.3", &[("karpenter", "1.30.3")]);
         c.node_pools[0].management = PoolManagement::External;
