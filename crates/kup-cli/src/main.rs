@@ -51,11 +51,12 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                 _ => None,
             };
             let drain = commands::drain_options(run)?;
-            // Checks, validation and status need only the Kubernetes API.
+            // Checks, validation, status and the report need only the Kubernetes API.
             let default = match other {
-                Command::Preflight(_) | Command::Validate(_) | Command::Status => {
-                    Some(registry::KUBECONFIG_ONLY)
-                }
+                Command::Preflight(_)
+                | Command::Validate(_)
+                | Command::Status
+                | Command::Report(_) => Some(registry::KUBECONFIG_ONLY),
                 _ => None,
             };
             let t = target::resolve(&cli.cluster, &drain, default).await?;
