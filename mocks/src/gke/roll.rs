@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::Inner;
-use super::state::{OpTarget, Strategy, kubelet_of};
+use super::state::{Failure, OpTarget, Strategy, kubelet_of};
 use crate::k8s::{Node, SimHandle};
 
 /// The label GKE puts on every node of a node pool.
@@ -228,7 +228,7 @@ fn complete_requested(inner: &Inner, job: &Job) -> bool {
         .is_some_and(|p| p.complete_requested)
 }
 
-fn take_failure(inner: &Inner, job: &Job) -> Option<(String, String, Vec<(String, String)>)> {
+fn take_failure(inner: &Inner, job: &Job) -> Option<Failure> {
     let mut s = inner.lock();
     s.operations
         .iter_mut()

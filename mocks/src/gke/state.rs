@@ -36,6 +36,9 @@ pub enum GkeFault {
     SlowOperations(u32),
 }
 
+/// An armed failure: `google.rpc.Code` name, message, conditions (canonical code, message).
+pub(crate) type Failure = (String, String, Vec<(String, String)>);
+
 /// How a node-pool operation replaces nodes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Strategy {
@@ -106,7 +109,7 @@ pub struct GkeOperation {
     pub(crate) running_at: f64,
     pub(crate) finish: f64,
     pub(crate) ended: Option<f64>,
-    pub(crate) fail_with: Option<(String, String, Vec<(String, String)>)>,
+    pub(crate) fail_with: Option<Failure>,
     pub(crate) cancel: bool,
 }
 
@@ -369,7 +372,7 @@ impl State {
         Some(e)
     }
 
-    fn take_failure(&mut self) -> Option<(String, String, Vec<(String, String)>)> {
+    fn take_failure(&mut self) -> Option<Failure> {
         let i = self
             .faults
             .iter()
