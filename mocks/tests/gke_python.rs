@@ -61,10 +61,16 @@ out["pools"] = sorted((p.name, p.version) for p in c.node_pools)
 op = client.update_master(name=cluster, master_version="1.34")
 out["op_type"] = container_v1.Operation.Type(op.operation_type).name
 out["op_first"] = container_v1.Operation.Status(op.status).name
-try:
-    client.update_master(name=cluster, master_version="1.34")
-except exceptions.FailedPrecondition as e:
-    out["busy"] = str(e.message)
+def failure(call):
+    # The REST transport raises by HTTP status; the google.rpc.Status body says the rest.
+    try:
+        call()
+    except exceptions.GoogleAPICallError as e:
+        body = e.response.json()["error"]
+        return [type(e).__name__, e.code, body["status"], body["message"]]
+    return None
+
+out["busy"] = failure(lambda: client.update_master(name=cluster, master_version="1.34"))
 for _ in range(500):
     got = client.get_operation(name=parent + "/operations/" + op.name)
     if got.status == container_v1.Operation.Status.DONE:
@@ -88,16 +94,8 @@ out["pool_op"] = container_v1.Operation.Type(pool_op.operation_type).name
 pool = client.get_node_pool(name=cluster + "/nodePools/apps")
 out["pool_strategy"] = container_v1.NodePoolUpdateStrategy(pool.upgrade_settings.strategy).name
 out["pool_soak"] = pool.upgrade_settings.blue_green_settings.node_pool_soak_duration.total_seconds()
-try:
-    client.get_node_pool(name=cluster + "/nodePools/nope")
-except exceptions.NotFound as e:
-    out["not_found"] = str(e.message)
-try:
-    client.update_master(name=cluster, master_version="1.36")
-except exceptions.FailedPrecondition as e:
-    out["skip"] = "busy: " + str(e.message)
-except exceptions.InvalidArgument as e:
-    out["skip"] = str(e.message)
+out["not_found"] = failure(lambda: client.get_node_pool(name=cluster + "/nodePools/nope"))
+out["skip"] = failure(lambda: client.update_master(name=cluster, master_version="1.36"))
 print(json.dumps(out))
 "#;
 
@@ -137,8 +135,12 @@ async fn google_cloud_container_reads_and_drives_the_mock() {
     assert_eq!(v["pools"][0][0], "apps");
     assert_eq!(v["op_type"], "UPGRADE_MASTER");
     assert_eq!(v["op_first"], "PENDING");
+    // GKE answers FAILED_PRECONDITION as HTTP 400 while another operation runs.
+    assert_eq!(v["busy"][0], "BadRequest", "{v}");
+    assert_eq!(v["busy"][1], 400);
+    assert_eq!(v["busy"][2], "FAILED_PRECONDITION");
     assert!(
-        v["busy"]
+        v["busy"][3]
             .as_str()
             .unwrap()
             .contains("incompatible operation"),
@@ -150,8 +152,12 @@ async fn google_cloud_container_reads_and_drives_the_mock() {
     assert_eq!(v["pool_op"], "UPGRADE_NODES");
     assert_eq!(v["pool_strategy"], "BLUE_GREEN");
     assert_eq!(v["pool_soak"], 600.0);
-    assert!(v["not_found"].as_str().unwrap().contains("nope"), "{v}");
-    assert!(v["skip"].as_str().is_some(), "{v}");
+    assert_eq!(v["not_found"][0], "NotFound", "{v}");
+    assert_eq!(v["not_found"][2], "NOT_FOUND");
+    assert!(v["not_found"][3].as_str().unwrap().contains("nope"), "{v}");
+    // A skip is bad input, refused before the busy check.
+    assert_eq!(v["skip"][2], "INVALID_ARGUMENT", "{v}");
+    assert!(v["skip"][3].as_str().unwrap().contains("one minor"), "{v}");
     let calls = mock.calls();
     assert_eq!(calls["updateMaster"], 3, "{calls:?}");
     assert_eq!(calls["updateNodePool"], 1, "{calls:?}");
