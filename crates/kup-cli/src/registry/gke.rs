@@ -51,6 +51,13 @@ pub const ENTRY: ProviderEntry = ProviderEntry {
             kind: SettingKind::Switch,
         },
         Setting {
+            key: "anonymous_credentials",
+            flag: "anonymous-credentials",
+            env: None,
+            help: "send no Google credentials (a mock or local emulator at --endpoint-url)",
+            kind: SettingKind::Switch,
+        },
+        Setting {
             key: "blue_green_batch_soak",
             flag: "blue-green-batch-soak",
             env: None,
@@ -107,13 +114,29 @@ fn build(input: BuildInput<'_>) -> BuildFuture<'_> {
             )?,
             ..kup_gke::GkeSettings::default()
         };
-        let mut b = kup_gke::GkeBuilder::from_env()
-            .location(location)
-            .cluster(cluster)
-            .kube_client(input.kube.clone())
-            .settings(settings)
-            .allow_insecure_endpoint(s.switch("allow_insecure_endpoint"));
-        if let Some(p) = s.text("project") {
+        let anonymous = s.switch("anonymous_credentials");
+        if anonymous && s.text("endpoint_url").is_none() {
+            return Err(CliError::usage(
+                "--anonymous-credentials",
+                "is only for a mock or emulator: give its --endpoint-url too (GKE itself \
+                 refuses unauthenticated calls)",
+            ));
+        }
+        let mut b = if anonymous {
+            kup_gke::GkeBuilder::new().anonymous_credentials()
+        } else {
+            kup_gke::GkeBuilder::from_env()
+        }
+        .location(location)
+        .cluster(cluster)
+        .kube_client(input.kube.clone())
+        .settings(settings)
+        .allow_insecure_endpoint(s.switch("allow_insecure_endpoint"));
+        if let Some(p) = s
+            .text("project")
+            .map(String::from)
+            .or_else(|| std::env::var("GOOGLE_CLOUD_PROJECT").ok())
+        {
             b = b.project(p);
         }
         if let Some(u) = s.text("endpoint_url") {
