@@ -6,6 +6,7 @@
 
 pub mod eks;
 pub mod error;
+pub mod gke;
 pub mod k8s;
 pub mod releases;
 pub mod standalone;

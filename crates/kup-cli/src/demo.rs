@@ -1,9 +1,10 @@
-//! `kup demo`: the whole job on a built-in simulated EKS cluster, no cloud account needed.
+//! `kup demo`: the whole job on a built-in simulated EKS (or, with `--provider gke`, GKE)
+//! cluster, no cloud account needed.
 //!
-//! It starts the Kubernetes simulator (node groups `system` and `apps`, system and app
-//! workloads under PodDisruptionBudgets) and the EKS mock wired to it, then runs what an
-//! operator would: versions → pre-flight → plan → the upgrade through the EKS provider and
-//! the engine (journal and lease in the simulated cluster) → validation.
+//! It starts the Kubernetes simulator (two node pools, system and app workloads under
+//! PodDisruptionBudgets) and the cloud mock wired to it, then runs what an operator would:
+//! versions → pre-flight → plan → the upgrade through the provider and the engine (journal
+//! and lease in the simulated cluster) → validation.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +14,9 @@ use kup_engine::EngineOptions;
 use kup_engine::backoff::BackoffPolicy;
 use kup_kube::validate::ValidationOptions;
 use kup_mocks::eks::{EksConfig, EksMock, demo_scenario};
-use kup_mocks::k8s::{DeletedVia, SimConfig, Simulator};
+#[cfg(feature = "gke")]
+use kup_mocks::gke::{GkeConfig, GkeMock};
+use kup_mocks::k8s::{DeletedVia, Scenario, SimConfig, SimHandle, Simulator};
 
 use crate::args::{Cli, DemoArgs, PreflightArgs, RunArgs, UpgradeArgs, ValidateArgs};
 use crate::commands;
@@ -40,26 +43,37 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
             format!("{} must be between 1 and 1000", a.speed),
         ));
     }
-    match cli.cluster.provider.as_deref() {
-        None | Some("eks") => {}
+    let gke = match cli.cluster.provider.as_deref() {
+        None | Some("eks") => false,
+        #[cfg(feature = "gke")]
+        Some("gke") => true,
         Some("kubeadm") => return kubeadm::run(cli, a).await,
         Some(other) => {
             return Err(CliError::usage(
                 "--provider",
                 format!(
-                    "the demo drives eks and kubeadm; {other} is not available for the demo in \
-                     this release"
+                    "the demo drives eks, gke and kubeadm; {other} is not available for the \
+                     demo in this release"
                 ),
             ));
         }
-    }
+    };
     let started = Instant::now();
+    let (cloud, scenario): (&str, Scenario) = if gke {
+        ("GKE", demo_gke_scenario())
+    } else {
+        ("EKS", demo_scenario())
+    };
     say(
         cli,
-        "kup demo: a simulated EKS cluster `demo` at 1.33 (node groups system and apps,\nadd-ons vpc-cni, coredns, kube-proxy; app `shop` under PodDisruptionBudgets)\n",
+        if gke {
+            "kup demo: a simulated GKE cluster `demo` at 1.33 (node pools default-pool and apps,\nadd-ons managed by GKE; app `shop` under PodDisruptionBudgets)\n"
+        } else {
+            "kup demo: a simulated EKS cluster `demo` at 1.33 (node groups system and apps,\nadd-ons vpc-cni, coredns, kube-proxy; app `shop` under PodDisruptionBudgets)\n"
+        },
     );
     let sim = Simulator::start(
-        demo_scenario(),
+        scenario,
         SimConfig::default()
             .time_scale(a.speed)
             .pod_start_delay(Duration::from_secs(2))
@@ -80,20 +94,10 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
             kubeconfig.display()
         ),
     );
-    let mut eks = EksConfig::demo().time_scale(a.speed * 8.0);
-    eks.eviction_timeout = Duration::from_secs(15 * 60);
-    let mock = EksMock::start(eks, Some(sim.clone())).await?;
     let client = sim.client()?;
-    let provider = kup_eks::EksBuilder::new()
-        .cluster_name("demo")
-        .region("us-west-2")
-        .endpoint_url(mock.endpoint())
-        .static_credentials("AKIDDEMO", "demo-secret-key")
-        .kube_client(client.clone())
-        .build()
-        .await?;
+    let (mock, provider) = start_cloud(gke, a.speed, &sim, &client).await?;
     let target = Target {
-        provider: Arc::new(provider),
+        provider,
         kube_config: sim.client_config(),
         kube: client,
         warnings: Vec::new(),
@@ -109,7 +113,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     })
     .await?;
 
-    say(cli, "== 1. versions EKS offers");
+    say(cli, format!("== 1. versions {cloud} offers"));
     commands::versions(cli, &target).await?;
     say(cli, format!("\n== 2. pre-flight for {}", a.to));
     let pre = PreflightArgs {
@@ -166,7 +170,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     say(
         cli,
         format!(
-            "\ndone in {:.0}s: control plane {}, node groups {}, {} pods moved through the eviction API, {} app pods deleted any other way",
+            "\ndone in {:.0}s: control plane {}, node pools {}, {} pods moved through the eviction API, {} app pods deleted any other way",
             started.elapsed().as_secs_f64(),
             info.control_plane,
             info.node_pools
@@ -184,6 +188,75 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         let _ = std::fs::remove_file::<PathBuf>(kubeconfig);
     }
     Ok(())
+}
+
+/// The cloud mock the demo runs against, kept alive for the run.
+enum DemoMock {
+    Eks(EksMock),
+    #[cfg(feature = "gke")]
+    Gke(GkeMock),
+}
+
+impl DemoMock {
+    fn shutdown(&self) {
+        match self {
+            Self::Eks(m) => m.shutdown(),
+            #[cfg(feature = "gke")]
+            Self::Gke(m) => m.shutdown(),
+        }
+    }
+}
+
+#[cfg(feature = "gke")]
+fn demo_gke_scenario() -> Scenario {
+    kup_mocks::gke::demo_scenario()
+}
+
+#[cfg(not(feature = "gke"))]
+fn demo_gke_scenario() -> Scenario {
+    demo_scenario()
+}
+
+/// Starts the cloud mock wired to the simulator and the provider pointed at it.
+async fn start_cloud(
+    gke: bool,
+    speed: f64,
+    sim: &SimHandle,
+    client: &kube::Client,
+) -> Result<(DemoMock, Arc<dyn kup_core::UpgradeProvider>)> {
+    #[cfg(feature = "gke")]
+    if gke {
+        let mock =
+            GkeMock::start(GkeConfig::demo().time_scale(speed * 8.0), Some(sim.clone())).await?;
+        let provider = kup_gke::GkeBuilder::new()
+            .project("demo-project")
+            .location("us-central1")
+            .cluster("demo")
+            .endpoint(mock.endpoint())
+            .anonymous_credentials()
+            .kube_client(client.clone())
+            .build()
+            .await
+            .map_err(|e| {
+                let message = e.to_string();
+                let category = kup_core::Error::from(e).category();
+                CliError::Provider { category, message }
+            })?;
+        return Ok((DemoMock::Gke(mock), Arc::new(provider)));
+    }
+    let _ = gke;
+    let mut eks = EksConfig::demo().time_scale(speed * 8.0);
+    eks.eviction_timeout = Duration::from_secs(15 * 60);
+    let mock = EksMock::start(eks, Some(sim.clone())).await?;
+    let provider = kup_eks::EksBuilder::new()
+        .cluster_name("demo")
+        .region("us-west-2")
+        .endpoint_url(mock.endpoint())
+        .static_credentials("AKIDDEMO", "demo-secret-key")
+        .kube_client(client.clone())
+        .build()
+        .await?;
+    Ok((DemoMock::Eks(mock), Arc::new(provider)))
 }
 
 /// The upgrade with demo-speed validation and polling; otherwise `kup upgrade`'s code path.

@@ -453,7 +453,7 @@ async fn the_demo_runs_to_completion_and_kubectl_can_watch_it() {
         "{stdout}"
     );
     assert!(stdout.contains(&kubeconfig.display().to_string()));
-    let out = kup(&["--provider".into(), "gke".into(), "demo".into()]).await;
+    let out = kup(&["--provider".into(), "aks".into(), "demo".into()]).await;
     assert_eq!(code(&out), 2);
 }
 

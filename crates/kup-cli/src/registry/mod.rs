@@ -7,6 +7,8 @@
 //! messages listing them all come from here.
 
 mod eks;
+#[cfg(feature = "gke")]
+mod gke;
 mod kubeadm;
 mod kubernetes;
 
@@ -85,14 +87,20 @@ pub struct ProviderEntry {
 }
 
 /// Every provider this build drives.
-pub const REGISTRY: &[ProviderEntry] = &[eks::ENTRY, kubeadm::ENTRY, kubernetes::ENTRY];
+pub const REGISTRY: &[ProviderEntry] = &[
+    eks::ENTRY,
+    #[cfg(feature = "gke")]
+    gke::ENTRY,
+    kubeadm::ENTRY,
+    kubernetes::ENTRY,
+];
 
 /// The provider of commands that need nothing but a kubeconfig (`preflight`, `validate`,
-/// `status`) when none is named.
+/// `status`, `report`) when none is named.
 pub const KUBECONFIG_ONLY: &str = "kubernetes";
 
 /// Providers kup knows of but this release does not drive, with what to say.
-pub const NOT_IN_THIS_RELEASE: &[&str] = &["aks", "gke"];
+pub const NOT_IN_THIS_RELEASE: &[&str] = &["aks"];
 
 /// The accepted `--provider` values, comma-separated.
 pub fn accepted() -> String {
@@ -126,6 +134,12 @@ fn all_settings() -> impl Iterator<Item = (&'static ProviderEntry, &'static Sett
         .flat_map(|e| e.settings.iter().map(move |s| (e, s)))
 }
 
+/// Each setting once: providers may share one (`cluster`, `endpoint_url`), declared alike.
+fn unique_settings() -> impl Iterator<Item = (&'static ProviderEntry, &'static Setting)> {
+    let mut seen = std::collections::BTreeSet::new();
+    all_settings().filter(move |(_, s)| seen.insert(s.key))
+}
+
 /// Adds every entry's flags to the command, and lists the providers in `--provider`'s help.
 pub fn augment(command: clap::Command) -> clap::Command {
     let providers: Vec<String> = REGISTRY
@@ -134,15 +148,24 @@ pub fn augment(command: clap::Command) -> clap::Command {
         .collect();
     let mut command = command.mut_arg("provider", |a| {
         a.help(format!(
-            "Provider: {}. aks and gke are not in this release",
+            "Provider: {}. aks is not in this release",
             providers.join("; ")
         ))
     });
-    for (entry, s) in all_settings() {
+    for (entry, s) in unique_settings() {
+        let users: Vec<&str> = all_settings()
+            .filter(|(_, o)| o.key == s.key)
+            .map(|(e, _)| e.name)
+            .collect();
+        let who = if users.len() > 1 {
+            users.join(", ")
+        } else {
+            entry.name.to_string()
+        };
         let mut arg = Arg::new(s.key)
             .long(s.flag)
             .global(true)
-            .help(format!("{}: {}", entry.name, s.help));
+            .help(format!("{who}: {}", s.help));
         arg = match s.kind {
             SettingKind::Switch => arg.action(ArgAction::SetTrue),
             SettingKind::Text => arg.action(ArgAction::Set).value_name("VALUE"),
@@ -180,7 +203,7 @@ impl Settings {
     /// The provider settings given as flags.
     pub fn from_matches(matches: &ArgMatches) -> Self {
         let mut values = BTreeMap::new();
-        for (_, s) in all_settings() {
+        for (_, s) in unique_settings() {
             let value = match s.kind {
                 SettingKind::Switch => matches.get_flag(s.key).then_some(Value::Switch(true)),
                 SettingKind::Text => matches
@@ -299,8 +322,19 @@ mod tests {
 
     #[test]
     fn flags_and_keys_are_unique_and_every_provider_is_listed() {
-        let mut keys: Vec<&str> = all_settings().map(|(_, s)| s.key).collect();
-        let mut flags: Vec<&str> = all_settings().map(|(_, s)| s.flag).collect();
+        // A key several providers share is declared alike by each.
+        for (_, a) in all_settings() {
+            for (_, b) in all_settings().filter(|(_, b)| b.key == a.key) {
+                assert_eq!(
+                    (a.flag, a.kind),
+                    (b.flag, b.kind),
+                    "{} declared differently",
+                    a.key
+                );
+            }
+        }
+        let mut keys: Vec<&str> = unique_settings().map(|(_, s)| s.key).collect();
+        let mut flags: Vec<&str> = unique_settings().map(|(_, s)| s.flag).collect();
         let n = keys.len();
         keys.sort_unstable();
         keys.dedup();
@@ -308,11 +342,12 @@ mod tests {
         flags.dedup();
         assert_eq!(keys.len(), n, "a kup.yaml key is declared twice");
         assert_eq!(flags.len(), n, "a flag is declared twice");
-        assert_eq!(accepted(), "eks, kubeadm, kubernetes");
+        assert_eq!(accepted(), "eks, gke, kubeadm, kubernetes");
+        assert!(config_keys().contains("gke: project, location, cluster"));
         assert!(config_keys().contains("eks: cluster, region"));
         let e = find("foo").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("accepted: eks, kubeadm, kubernetes"), "{e}");
-        let e = find("gke").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("accepted: eks, gke, kubeadm, kubernetes"), "{e}");
+        let e = find("aks").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("not available in this release"), "{e}");
     }
 }

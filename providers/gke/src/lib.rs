@@ -1,0 +1,38 @@
+//! The Google GKE provider for kup, on `google-cloud-container-v1` (REST/JSON, rustls on
+//! aws-lc-rs, no protoc).
+//!
+//! - versions from `get_server_config` (valid master and node versions, release channels and
+//!   their defaults), with end-of-support dates from `fetch_cluster_upgrade_info`;
+//! - the cluster from `get_cluster` with its node pools; any running operation makes it busy;
+//!   the release channel is reported with its status;
+//! - control-plane upgrades (`update_master`) and node-pool upgrades (`update_node_pool`, surge
+//!   with `maxSurge`/`maxUnavailable` or blue-green with batches and soaks), polled with
+//!   `get_operation` (`DONE` with `error` set is a failure); [`GkeProvider::cancel`],
+//!   [`GkeProvider::rollback_node_pool_upgrade`] and
+//!   [`GkeProvider::complete_node_pool_upgrade`];
+//! - pre-flight from GKE's upgrade info, maintenance windows and exclusions, the add-ons GKE
+//!   moves itself, and the PodDisruptionBudgets GKE overrides after an hour.
+//!
+//! ```no_run
+//! # async fn demo() -> kup_core::Result<()> {
+//! use kup_core::UpgradeProvider;
+//! let gke = kup_gke::GkeBuilder::from_env()
+//!     .project("my-project-123")
+//!     .location("us-central1")
+//!     .cluster("prod-1")
+//!     .build()
+//!     .await?;
+//! for v in gke.available_versions().await? {
+//!     println!("{} {}", v.version, v.support);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod builder;
+pub mod error;
+mod preflight;
+mod provider;
+
+pub use builder::GkeBuilder;
+pub use error::{Error, Result};
+pub use provider::{GkeProvider, GkeSettings, NODE_POOL_LABEL};
