@@ -18,7 +18,7 @@
 
 mod demo;
 mod model;
-mod roll;
+pub(crate) mod roll;
 mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
