@@ -9,7 +9,6 @@ use kup_core::{
     AvailableVersion, BackupSupport, Capabilities, ClusterInfo, ControlPlaneOptions, Finding,
     KubeVersion, NodePool, NodePoolOptions, Operation, OperationStatus, OperationTarget,
     ProviderErrorDetail, ProviderKind, StuckDrainPolicy, SupportStatus, UpgradeProvider,
-    VersionScope,
 };
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -538,25 +537,6 @@ impl UpgradeProvider for AksProvider {
                 &format!("{}/kubernetesVersions", self.arm.location_path(&c.location)),
             )
             .await?;
-        let profile: ClusterUpgradeProfile = self
-            .arm
-            .get_json(
-                "GET upgradeProfile",
-                &format!("{}/upgradeProfiles/default", self.arm.cluster_path()),
-            )
-            .await?;
-        let offered: Vec<KubeVersion> = profile
-            .properties
-            .control_plane_profile
-            .upgrades
-            .iter()
-            .filter_map(|u| KubeVersion::parse(&u.kubernetes_version).ok())
-            .collect();
-        let current = c
-            .properties
-            .current_kubernetes_version
-            .as_deref()
-            .and_then(|v| KubeVersion::parse(v).ok());
         let mut out: Vec<AvailableVersion> = Vec::new();
         for minor in &region.values {
             let lts_only = !minor.capabilities.support_plan.is_empty()
@@ -576,19 +556,10 @@ impl UpgradeProvider for AksProvider {
                 let Ok(version) = KubeVersion::parse(patch) else {
                     continue;
                 };
-                // The region lists every patch; the control plane may move only to what its
-                // upgrade profile offers (nodes may run any of them up to the control plane).
-                let for_cp = offered.iter().any(|o| o.cmp_build(&version).is_eq())
-                    || current
-                        .as_ref()
-                        .is_some_and(|c| c.cmp_build(&version).is_eq());
+                // Every patch of the region is reachable hop by hop; which one the next hop may
+                // take is the cluster's upgrade profile's to say, checked at the upgrade.
                 let mut a = AvailableVersion::new(version, support);
                 a.default = minor.is_default;
-                a.scope = if for_cp {
-                    VersionScope::Both
-                } else {
-                    VersionScope::Nodes
-                };
                 out.push(a);
             }
         }
