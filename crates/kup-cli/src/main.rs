@@ -51,7 +51,8 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                 _ => None,
             };
             let drain = commands::drain_options(run)?;
-            let t = target::resolve(&cli.cluster, &drain).await?;
+            let stuck = commands::stuck_drain_policy(run)?;
+            let t = target::resolve(&cli.cluster, &drain, stuck).await?;
             output::warn(cli, &t.warnings);
             match other {
                 Command::Versions => commands::versions(cli, &t).await,

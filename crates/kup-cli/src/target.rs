@@ -111,8 +111,12 @@ fn certificate_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> 
 }
 
 /// The provider and client the flags select; `drain` is how the provider drains nodes itself,
-/// from the command's flags.
-pub async fn resolve(args: &ClusterArgs, drain: &DrainOptions) -> Result<Target> {
+/// and `on_stuck_drain` what it does with a node it cannot drain, from the command's flags.
+pub async fn resolve(
+    args: &ClusterArgs,
+    drain: &DrainOptions,
+    on_stuck_drain: kup_core::StuckDrainPolicy,
+) -> Result<Target> {
     let args = crate::config::resolve(args)?;
     let name = args.provider.clone().ok_or_else(|| {
         CliError::usage(
@@ -130,6 +134,7 @@ pub async fn resolve(args: &ClusterArgs, drain: &DrainOptions) -> Result<Target>
         kube: &kube.client,
         kube_config: &kube.config,
         drain,
+        on_stuck_drain,
     })
     .await?;
     let mut warnings = kube.warnings;

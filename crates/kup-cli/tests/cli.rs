@@ -265,8 +265,12 @@ async fn bad_input_names_the_field_and_the_accepted_values() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--provider", "foo", "versions"], "--provider"),
         (
-            vec!["--provider", "aks", "versions"],
+            vec!["--provider", "gke", "versions"],
             "not available in this release",
+        ),
+        (
+            vec!["--provider", "aks", "versions", "--cluster", "demo"],
+            "--subscription",
         ),
         (vec!["--provider", "eks", "versions"], "--cluster"),
     ];

@@ -19,6 +19,8 @@ use crate::provider::{AksProvider, AksSettings};
 
 /// The newest stable Microsoft.ContainerService api-version kup speaks.
 pub const DEFAULT_API_VERSION: &str = "2026-08-01";
+/// The environment variable [`AksBuilder::from_env`] reads a bearer token from.
+pub const ACCESS_TOKEN_ENV: &str = "KUP_AKS_ACCESS_TOKEN";
 /// Azure public cloud's Resource Manager.
 pub const DEFAULT_ENDPOINT: &str = "https://management.azure.com";
 
@@ -52,13 +54,17 @@ impl std::fmt::Debug for AksBuilder {
 }
 
 impl AksBuilder {
-    /// The subscription from `AZURE_SUBSCRIPTION_ID` and credentials from the default chain
-    /// ([`DefaultChain`]), unless set otherwise.
+    /// The subscription from `AZURE_SUBSCRIPTION_ID`, and credentials from the default chain
+    /// ([`DefaultChain`]), or the bearer token in `KUP_AKS_ACCESS_TOKEN` when set (one obtained
+    /// elsewhere, e.g. `az account get-access-token --query accessToken -o tsv`), unless set
+    /// otherwise.
     pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
+        let credential = var(ACCESS_TOKEN_ENV)
+            .map(|t| Arc::new(StaticToken::new(t)) as Arc<dyn TokenCredential>);
         Self {
-            subscription: std::env::var("AZURE_SUBSCRIPTION_ID")
-                .ok()
-                .filter(|s| !s.is_empty()),
+            subscription: var("AZURE_SUBSCRIPTION_ID"),
+            credential,
             from_env: true,
             ..Self::default()
         }

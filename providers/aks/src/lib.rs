@@ -42,7 +42,7 @@ pub mod error;
 mod models;
 mod provider;
 
-pub use builder::{AksBuilder, DEFAULT_API_VERSION, DEFAULT_ENDPOINT};
+pub use builder::{ACCESS_TOKEN_ENV, AksBuilder, DEFAULT_API_VERSION, DEFAULT_ENDPOINT};
 pub use credential::{DefaultChain, StaticToken};
 pub use error::{Error, Result};
 pub use provider::{AGENTPOOL_LABEL, AksProvider, AksSettings};

@@ -6,6 +6,7 @@
 //! [`REGISTRY`]; the flags, the accepted `--provider` values, the config keys and the error
 //! messages listing them all come from here.
 
+mod aks;
 mod eks;
 mod kubeadm;
 
@@ -66,6 +67,9 @@ pub struct BuildInput<'a> {
     /// How nodes are drained, from the command's flags (`--drain-timeout`), for providers
     /// that drain nodes themselves.
     pub drain: &'a kup_kube::drain::DrainOptions,
+    /// What a provider that drains nodes itself does with one it cannot drain
+    /// (`--on-stuck-drain`).
+    pub on_stuck_drain: kup_core::StuckDrainPolicy,
 }
 
 /// The future an entry's `build` returns.
@@ -84,10 +88,10 @@ pub struct ProviderEntry {
 }
 
 /// Every provider this build drives.
-pub const REGISTRY: &[ProviderEntry] = &[eks::ENTRY, kubeadm::ENTRY];
+pub const REGISTRY: &[ProviderEntry] = &[eks::ENTRY, kubeadm::ENTRY, aks::ENTRY];
 
 /// Providers kup knows of but this release does not drive, with what to say.
-pub const NOT_IN_THIS_RELEASE: &[&str] = &["aks", "gke"];
+pub const NOT_IN_THIS_RELEASE: &[&str] = &["gke"];
 
 /// The accepted `--provider` values, comma-separated.
 pub fn accepted() -> String {
@@ -129,15 +133,25 @@ pub fn augment(command: clap::Command) -> clap::Command {
         .collect();
     let mut command = command.mut_arg("provider", |a| {
         a.help(format!(
-            "Provider: {}. aks and gke are not in this release",
+            "Provider: {}. gke is not in this release",
             providers.join("; ")
         ))
     });
-    for (entry, s) in all_settings() {
+    let mut added: Vec<&str> = Vec::new();
+    for (_, s) in all_settings() {
+        // A setting several providers take (`cluster`) is one flag, its help naming each.
+        if added.contains(&s.key) {
+            continue;
+        }
+        added.push(s.key);
+        let help: Vec<String> = all_settings()
+            .filter(|(_, o)| o.key == s.key)
+            .map(|(e, o)| format!("{}: {}", e.name, o.help))
+            .collect();
         let mut arg = Arg::new(s.key)
             .long(s.flag)
             .global(true)
-            .help(format!("{}: {}", entry.name, s.help));
+            .help(help.join("; "));
         arg = match s.kind {
             SettingKind::Switch => arg.action(ArgAction::SetTrue),
             SettingKind::Text => arg.action(ArgAction::Set).value_name("VALUE"),
@@ -294,19 +308,31 @@ mod tests {
 
     #[test]
     fn flags_and_keys_are_unique_and_every_provider_is_listed() {
-        let mut keys: Vec<&str> = all_settings().map(|(_, s)| s.key).collect();
-        let mut flags: Vec<&str> = all_settings().map(|(_, s)| s.flag).collect();
-        let n = keys.len();
+        // A key several providers share has one flag and one kind; otherwise keys and flags
+        // are unique.
+        let mut pairs: Vec<(&str, &str, bool)> = all_settings()
+            .map(|(_, s)| (s.key, s.flag, s.kind == SettingKind::Switch))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut keys: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+        let mut flags: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+        let n = pairs.len();
         keys.sort_unstable();
         keys.dedup();
         flags.sort_unstable();
         flags.dedup();
-        assert_eq!(keys.len(), n, "a kup.yaml key is declared twice");
-        assert_eq!(flags.len(), n, "a flag is declared twice");
-        assert_eq!(accepted(), "eks, kubeadm");
+        assert_eq!(
+            keys.len(),
+            n,
+            "a kup.yaml key is declared twice, differently"
+        );
+        assert_eq!(flags.len(), n, "a flag is declared twice, differently");
+        assert_eq!(accepted(), "eks, kubeadm, aks");
+        assert!(config_keys().contains("aks: subscription, resource_group, cluster"));
         assert!(config_keys().contains("eks: cluster, region"));
         let e = find("foo").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("accepted: eks, kubeadm"), "{e}");
+        assert!(e.contains("accepted: eks, kubeadm, aks"), "{e}");
         let e = find("gke").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("not available in this release"), "{e}");
     }
