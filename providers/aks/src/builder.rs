@@ -35,6 +35,7 @@ pub struct AksBuilder {
     credential: Option<Arc<dyn TokenCredential>>,
     ca_pem: Option<String>,
     retries: Option<u32>,
+    kube: Option<kube::Client>,
     settings: AksSettings,
     from_env: bool,
 }
@@ -127,6 +128,13 @@ impl AksBuilder {
     /// exponential policy, honouring `Retry-After`); 8 by default, 0 turns retries off.
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = Some(n);
+        self
+    }
+
+    /// A client for the cluster's Kubernetes API: pre-flight reads the API server's
+    /// deprecated-API metric to report AKS's removed-API block before any upgrade is sent.
+    pub fn kube_client(mut self, client: kube::Client) -> Self {
+        self.kube = Some(client);
         self
     }
 
@@ -256,6 +264,7 @@ impl AksBuilder {
             resource_group,
             cluster,
             self.settings,
+            self.kube,
         ))
     }
 }

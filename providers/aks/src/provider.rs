@@ -13,6 +13,8 @@ use kup_core::{
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use kup_kube::preflight::removed_apis::metric;
+
 use crate::arm::{Answer, ArmClient, Lro};
 use crate::error::{self, Error};
 use crate::models::{
@@ -62,6 +64,8 @@ pub struct AksProvider {
     resource_group: String,
     cluster: String,
     settings: AksSettings,
+    /// The cluster's Kubernetes API, for the removed-API pre-flight.
+    kube: Option<kube::Client>,
     /// Per LRO URL: not polled again before this instant (`Retry-After`), and what it said.
     polls: Mutex<HashMap<String, (Instant, OperationStatus)>>,
 }
@@ -100,6 +104,7 @@ impl AksProvider {
         resource_group: String,
         cluster: String,
         settings: AksSettings,
+        kube: Option<kube::Client>,
     ) -> Self {
         Self {
             arm,
@@ -107,6 +112,7 @@ impl AksProvider {
             resource_group,
             cluster,
             settings,
+            kube,
             polls: Mutex::new(HashMap::new()),
         }
     }
@@ -769,10 +775,10 @@ impl UpgradeProvider for AksProvider {
     }
 
     async fn preflight(&self, to: &KubeVersion) -> CoreResult<Vec<Finding>> {
-        // AKS's own readiness: a cluster whose last operation failed upgrades again (AKS
-        // reconciles it), which is worth saying before a run.
         let (c, _) = self.managed_cluster().await?;
         let mut findings = Vec::new();
+        // A cluster whose last operation failed upgrades again (AKS reconciles it); worth
+        // saying before a run.
         if c.properties.provisioning_state.as_deref() == Some("Failed") {
             findings.push(
                 Finding::new(
@@ -787,8 +793,80 @@ impl UpgradeProvider for AksProvider {
                 .source("aks"),
             );
         }
+        let current = c
+            .properties
+            .current_kubernetes_version
+            .as_deref()
+            .and_then(|v| KubeVersion::parse(v).ok());
+        if let (Some(kube), Some(current)) = (&self.kube, current) {
+            findings.extend(deprecated_api_block(kube, &current, to).await?);
+        }
         Ok(findings)
     }
+}
+
+/// AKS's removed-API block, read ahead of the PUT from the same signal AKS uses: the API
+/// server's `apiserver_requested_deprecated_apis`. A minor upgrade to 1.26 or later is refused
+/// while a client used an API the target no longer serves.
+async fn deprecated_api_block(
+    kube: &kube::Client,
+    current: &KubeVersion,
+    to: &KubeVersion,
+) -> CoreResult<Vec<Finding>> {
+    if current.minor_distance(to) < 1 || to.minor() < 26 {
+        return Ok(Vec::new());
+    }
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(|e| Error::response("GET /metrics", e.to_string()))?;
+    let text = match kube.request_text(request).await {
+        Ok(t) => t,
+        // Without access to the metrics AKS's own refusal still comes back as a precondition.
+        Err(e) => {
+            tracing::debug!("AKS pre-flight: /metrics unreadable: {e}");
+            return Ok(Vec::new());
+        }
+    };
+    let blocking: Vec<String> = metric::parse_metric(&text)
+        .into_iter()
+        .filter(|d| {
+            d.removed_release
+                .as_ref()
+                .is_some_and(|r| current.minor_distance(r) > 0 && r.minor_distance(to) >= 0)
+        })
+        .map(|d| {
+            let gv = if d.group.is_empty() {
+                d.version.clone()
+            } else {
+                format!("{}/{}", d.group, d.version)
+            };
+            format!(
+                "{gv}/{} (removed in {})",
+                d.resource,
+                d.removed_release.map(|r| r.to_string()).unwrap_or_default()
+            )
+        })
+        .collect();
+    if blocking.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![
+        Finding::new(
+            "aks.UpgradeBlockedOnDeprecatedAPIUsage",
+            kup_core::Severity::Blocker,
+            format!(
+                "AKS will refuse the control-plane upgrade to {to}: clients used APIs it no \
+                 longer serves: {}",
+                blocking.join(", ")
+            ),
+        )
+        .remediation(
+            "move those clients to the replacement APIs and wait for the usage to age out (AKS \
+             looks back 12 hours), or force the control-plane upgrade (AKS's \
+             overrideSettings.forceUpgrade), accepting that their calls will fail",
+        )
+        .source("aks"),
+    ])
 }
 
 #[cfg(test)]

@@ -429,3 +429,41 @@ async fn without_a_token_arm_answers_401_and_http_endpoints_are_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("endpoint"), "{e}");
 }
+
+#[tokio::test]
+async fn pre_flight_reports_the_removed_api_block_from_the_api_servers_metric() {
+    let api = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/metrics"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string(
+            "# TYPE apiserver_requested_deprecated_apis gauge\n\
+             apiserver_requested_deprecated_apis{group=\"flowcontrol.apiserver.k8s.io\",removed_release=\"1.34\",resource=\"flowschemas\",subresource=\"\",version=\"v1beta3\"} 1\n",
+        ))
+        .mount(&api)
+        .await;
+    let mock = AksMock::start(fast(), None).await.unwrap();
+    let kube = kube::Client::try_from(kube::Config::new(api.uri().parse().unwrap())).unwrap();
+    let p = builder(&mock).kube_client(kube).build().unwrap();
+    let findings = p.preflight(&v("1.34")).await.unwrap();
+    let block = findings
+        .iter()
+        .find(|f| f.code == "aks.UpgradeBlockedOnDeprecatedAPIUsage")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert!(block.is_blocker());
+    assert!(
+        block
+            .message
+            .contains("flowcontrol.apiserver.k8s.io/v1beta3/flowschemas"),
+        "{}",
+        block.message
+    );
+    assert!(
+        block
+            .remediation
+            .as_deref()
+            .unwrap_or_default()
+            .contains("forceUpgrade")
+    );
+    // A patch upgrade, or a target that still serves the API, is not blocked.
+    assert!(p.preflight(&v("1.33.5")).await.unwrap().is_empty());
+    assert!(mock.accepted().is_empty());
+}

@@ -77,6 +77,7 @@ fn build(input: BuildInput<'_>) -> BuildFuture<'_> {
             .subscription(subscription)
             .resource_group(resource_group)
             .cluster(cluster)
+            .kube_client(input.kube.clone())
             .settings(kup_aks::AksSettings {
                 drain_timeout: input.drain.timeout,
                 on_stuck_drain: input.on_stuck_drain,
