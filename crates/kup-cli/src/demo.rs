@@ -20,7 +20,7 @@ use crate::commands;
 use crate::error::{CliError, Result};
 use crate::target::Target;
 
-fn say(cli: &Cli, text: impl AsRef<str>) {
+pub(crate) fn say(cli: &Cli, text: impl AsRef<str>) {
     if cli.output == crate::args::Format::Table {
         println!("{}", text.as_ref());
     } else {
@@ -30,14 +30,15 @@ fn say(cli: &Cli, text: impl AsRef<str>) {
 
 /// Runs the demo.
 pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
+    let aks = cli.cluster.provider.as_deref() == Some("aks");
     match cli.cluster.provider.as_deref() {
-        None | Some("eks") => {}
+        None | Some("eks" | "aks") => {}
         Some(other) => {
             return Err(CliError::usage(
                 "--provider",
                 format!(
-                    "the demo drives eks; {other} is not available for the demo in this release \
-                     (kubeadm needs real nodes over SSH; aks and gke are not in this release)"
+                    "the demo drives eks and aks; {other} is not available for the demo in this release \
+                     (kubeadm needs real nodes over SSH; gke is not in this release)"
                 ),
             ));
         }
@@ -47,6 +48,9 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
             "--speed",
             format!("{} must be between 1 and 1000", a.speed),
         ));
+    }
+    if aks {
+        return crate::demo_aks::run(cli, a).await;
     }
     let started = Instant::now();
     say(
@@ -93,6 +97,26 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         kube: client,
         warnings: Vec::new(),
     };
+    tour(cli, a, &target, &sim, started, "EKS", "node groups").await?;
+    mock.shutdown();
+    sim.shutdown().await;
+    if a.kubeconfig_out.is_none() {
+        let _ = std::fs::remove_file::<PathBuf>(kubeconfig);
+    }
+    Ok(())
+}
+
+/// What the demo shows on any simulated cluster: versions, pre-flight, plan, the upgrade and
+/// validation, then a summary (`provider` names the cloud, `pools` what it calls its pools).
+pub(crate) async fn tour(
+    cli: &Cli,
+    a: &DemoArgs,
+    target: &Target,
+    sim: &kup_mocks::k8s::SimHandle,
+    started: Instant,
+    provider: &str,
+    pools: &str,
+) -> Result<()> {
     // Let the workloads settle before checking them.
     sim.wait_for(Duration::from_secs(120), "demo workloads Ready", |s| {
         s.list("pods", None).iter().all(|p| {
@@ -104,15 +128,15 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     })
     .await?;
 
-    say(cli, "== 1. versions EKS offers");
-    commands::versions(cli, &target).await?;
+    say(cli, format!("== 1. versions {provider} offers"));
+    commands::versions(cli, target).await?;
     say(cli, format!("\n== 2. pre-flight for {}", a.to));
     let pre = PreflightArgs {
         to: Some(a.to.clone()),
         manifests: Vec::new(),
         no_helm: false,
     };
-    commands::preflight(cli, &target, &pre).await?;
+    commands::preflight(cli, target, &pre).await?;
     say(cli, format!("\n== 3. plan to {}", a.to));
     let plan_args = crate::args::PlanArgs {
         to: a.to.clone(),
@@ -120,7 +144,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         pools: Vec::new(),
         save: None,
     };
-    commands::plan(cli, &target, &plan_args).await?;
+    commands::plan(cli, target, &plan_args).await?;
 
     say(
         cli,
@@ -134,12 +158,12 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         pools: Vec::new(),
         run: RunArgs::default(),
     };
-    demo_upgrade(cli, &target, &up).await?;
+    demo_upgrade(cli, target, &up).await?;
 
     say(cli, "\n== 5. validation of the upgraded cluster");
     commands::validate(
         cli,
-        &target,
+        target,
         &ValidateArgs {
             passes: 2,
             timeout: "5m".into(),
@@ -161,7 +185,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     say(
         cli,
         format!(
-            "\ndone in {:.0}s: control plane {}, node groups {}, {} pods moved through the eviction API, {} app pods deleted any other way",
+            "\ndone in {:.0}s: control plane {}, {pools} {}, {} pods moved through the eviction API, {} app pods deleted any other way",
             started.elapsed().as_secs_f64(),
             info.control_plane,
             info.node_pools
@@ -173,11 +197,6 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
             other
         ),
     );
-    mock.shutdown();
-    sim.shutdown().await;
-    if a.kubeconfig_out.is_none() {
-        let _ = std::fs::remove_file::<PathBuf>(kubeconfig);
-    }
     Ok(())
 }
 

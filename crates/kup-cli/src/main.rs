@@ -5,6 +5,8 @@ mod commands;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
+mod demo_aks;
 mod error;
 mod output;
 mod registry;

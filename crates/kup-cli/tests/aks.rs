@@ -201,3 +201,27 @@ async fn kup_yaml_entries_take_the_aks_keys_and_missing_ones_are_named() {
     assert!(stderr(&out).contains("api_version"), "{}", stderr(&out));
     env.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aks_demo_upgrades_its_simulated_cluster() {
+    let out = kup(&[
+        "--provider".into(),
+        "aks".into(),
+        "demo".into(),
+        "--speed".into(),
+        "200".into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains("versions AKS offers"), "{stdout}");
+    assert!(stdout.contains("control plane 1.35"), "{stdout}");
+    assert!(
+        stdout.contains("agent pools apps=1.35.1 system=1.35.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("0 app pods deleted any other way"),
+        "{stdout}"
+    );
+}
