@@ -6,7 +6,7 @@
 //! `retry-after-ms`, scaled to the mock's time) and progress over simulated time; 409
 //! `OperationNotAllowed` while an operation runs; the removed-API upgrade block (400
 //! `ValidationError`, subcode `UpgradeBlockedOnDeprecatedAPIUsage`) unless `forceUpgrade` is
-//! set; injected failures and error answers. Given a [`crate::k8s::SimHandle`], agent-pool
+//! set; injected failures, error answers on chosen calls, latency and dropped connections. Given a [`crate::k8s::SimHandle`], agent-pool
 //! upgrades play out on the simulator the way AKS does them (see `roll.rs`) and control-plane
 //! upgrades move the simulated API server.
 //!
@@ -24,6 +24,7 @@ mod roll;
 mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ pub(crate) struct Inner {
     sim: Option<SimHandle>,
     rolling: Mutex<BTreeSet<String>>,
     node_seq: Mutex<u32>,
+    /// Connections still to drop after their TLS handshake.
+    drops: AtomicU32,
 }
 
 impl Inner {
@@ -154,8 +157,12 @@ impl Respond for Responder {
             body,
             authorized,
         };
-        let (_, answer) = inner.lock().route(&call);
-        match answer {
+        let (answer, latency) = {
+            let mut s = inner.lock();
+            let (_, answer) = s.route(&call);
+            (answer, s.latency)
+        };
+        let reply = match answer {
             Ok(reply) => {
                 let mut t = ResponseTemplate::new(reply.status)
                     .insert_header("x-ms-request-id", "5f0e2a8c-1b7d-4c3e-8a9f-2d6b4e8c0a11");
@@ -168,7 +175,8 @@ impl Respond for Responder {
                 }
             }
             Err(e) => error_response(&e),
-        }
+        };
+        reply.set_delay(latency)
     }
 }
 
@@ -218,22 +226,33 @@ impl AksMock {
             sim,
             rolling: Mutex::new(BTreeSet::new()),
             node_seq: Mutex::new(0),
+            drops: AtomicU32::new(0),
         });
         Mock::given(wiremock::matchers::any())
             .respond_with(Responder(Arc::downgrade(&inner)))
             .mount(&server)
             .await;
         let acceptor = tls.acceptor.clone();
+        let weak = Arc::downgrade(&inner);
         let front_task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = front.accept().await else {
                     continue;
                 };
                 let acceptor = acceptor.clone();
+                let weak = weak.clone();
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(client).await else {
                         return;
                     };
+                    let drop_it = weak.upgrade().is_some_and(|i| {
+                        i.drops
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok()
+                    });
+                    if drop_it {
+                        return;
+                    }
                     let Ok(mut plain) = TcpStream::connect(backend).await else {
                         return;
                     };
@@ -281,6 +300,10 @@ impl AksMock {
         let mut s = self.inner.lock();
         match fault {
             AksFault::SlowOperations(f) => s.slow = f.max(1),
+            AksFault::Latency(d) => s.latency = d,
+            AksFault::DropConnections(n) => {
+                self.inner.drops.fetch_add(n, Ordering::SeqCst);
+            }
             f => s.faults.push_back(f),
         }
     }

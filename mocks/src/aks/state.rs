@@ -66,6 +66,10 @@ pub enum AksFault {
     },
     /// Operations take this many times longer.
     SlowOperations(u32),
+    /// Every answer is delayed this long (real time).
+    Latency(Duration),
+    /// The next `n` connections are closed right after the TLS handshake, before any answer.
+    DropConnections(u32),
 }
 
 /// What an operation changes.
@@ -171,6 +175,7 @@ pub(crate) struct State {
     pub operations: Vec<ArmOperation>,
     pub faults: VecDeque<AksFault>,
     pub slow: u32,
+    pub latency: Duration,
     pub calls: BTreeMap<String, u64>,
     /// Changes accepted, in words (`PUT managedCluster demo → 1.34.2`).
     pub accepted: Vec<String>,
@@ -218,6 +223,7 @@ impl State {
             operations: Vec::new(),
             faults: VecDeque::new(),
             slow: 1,
+            latency: Duration::ZERO,
             calls: BTreeMap::new(),
             accepted: Vec::new(),
             control_plane_reached: Vec::new(),

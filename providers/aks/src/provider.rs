@@ -352,28 +352,19 @@ impl AksProvider {
     /// For an operation seen only as a resource state (started by a run that died before it
     /// recorded the operation): the resource's provisioning state.
     async fn poll_resource(&self, op: &Operation) -> CoreResult<OperationStatus> {
-        let (state, current, wanted) = match &op.target {
+        let state = match &op.target {
             OperationTarget::NodePool { pool } => {
-                let (p, _) = self.agent_pool(pool).await?;
-                (
-                    p.properties.provisioning_state,
-                    p.properties.current_orchestrator_version,
-                    p.properties.orchestrator_version,
-                )
+                self.agent_pool(pool).await?.0.properties.provisioning_state
             }
             _ => {
-                let (c, _) = self.managed_cluster().await?;
-                (
-                    c.properties.provisioning_state,
-                    c.properties.current_kubernetes_version,
-                    c.properties.kubernetes_version,
-                )
+                self.managed_cluster()
+                    .await?
+                    .0
+                    .properties
+                    .provisioning_state
             }
         };
         Ok(match state.as_deref() {
-            Some("Succeeded") if current.is_some() && current == wanted => {
-                OperationStatus::Succeeded
-            }
             Some("Succeeded") => OperationStatus::Succeeded,
             Some("Failed") => OperationStatus::Failed {
                 errors: vec![ProviderErrorDetail {

@@ -375,6 +375,20 @@ async fn retries_follow_retry_after_then_succeed() {
 }
 
 #[tokio::test]
+async fn dropped_connections_are_retried_and_slow_answers_still_arrive() {
+    let mock = AksMock::start(fast(), None).await.unwrap();
+    mock.inject(AksFault::DropConnections(1));
+    mock.inject(AksFault::Latency(Duration::from_millis(50)));
+    let retrying = builder(&mock).retries(3).build().unwrap();
+    assert_eq!(retrying.cluster().await.unwrap().control_plane, v("1.33.5"));
+    mock.inject(AksFault::DropConnections(1));
+    let once = builder(&mock).build().unwrap();
+    let e = once.cluster().await.unwrap_err();
+    assert_eq!(e.category(), ErrorCategory::Provider, "{e}");
+    assert!(e.is_retryable(), "{e}");
+}
+
+#[tokio::test]
 async fn polls_wait_for_retry_after() {
     let mut config = AksConfig::demo().time_scale(60.0);
     // 60 simulated seconds: one real second between polls.
