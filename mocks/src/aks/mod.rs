@@ -41,6 +41,7 @@ pub use model::{
 pub use roll::{AGENTPOOL_LABEL, QUARANTINE_LABEL};
 pub use state::{AksFault, ArmError, ArmOperation, OperationTarget};
 
+use crate::eks::decode;
 use crate::k8s::SimHandle;
 use state::{Call, State};
 
@@ -80,32 +81,6 @@ impl Inner {
 }
 
 struct Responder(Weak<Inner>);
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn error_response(e: &ArmError) -> ResponseTemplate {
     ResponseTemplate::new(e.status)
