@@ -4,6 +4,7 @@
 //! Start with [`k8s`]: build a [`k8s::Scenario`], start it with [`k8s::Simulator::start`] and
 //! point clients at the returned [`k8s::SimHandle`].
 
+pub mod aks;
 pub mod eks;
 pub mod error;
 pub mod gke;

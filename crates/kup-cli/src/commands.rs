@@ -278,6 +278,19 @@ pub fn drain_options(run: Option<&RunArgs>) -> Result<DrainOptions> {
     Ok(drain)
 }
 
+/// `--on-stuck-drain` (fail unless given).
+pub fn stuck_drain_policy(run: Option<&RunArgs>) -> Result<StuckDrainPolicy> {
+    match run.and_then(|r| r.on_stuck_drain.as_deref()) {
+        None => Ok(StuckDrainPolicy::default()),
+        Some(p) => p.parse::<StuckDrainPolicy>().map_err(|_| {
+            CliError::usage(
+                "--on-stuck-drain",
+                format!("{p:?}; accepted: fail, cordon-and-continue"),
+            )
+        }),
+    }
+}
+
 /// Engine options from run flags.
 pub fn engine_options(run: &RunArgs) -> Result<EngineOptions> {
     let mut o = EngineOptions {
@@ -292,14 +305,7 @@ pub fn engine_options(run: &RunArgs) -> Result<EngineOptions> {
     if let Some(d) = &run.drain_timeout {
         o.pool_defaults.drain_timeout = Some(output::parse_duration("--drain-timeout", d)?);
     }
-    if let Some(p) = &run.on_stuck_drain {
-        o.pool_defaults.on_stuck_drain = p.parse::<StuckDrainPolicy>().map_err(|_| {
-            CliError::usage(
-                "--on-stuck-drain",
-                format!("{p:?}; accepted: fail, cordon-and-continue"),
-            )
-        })?;
-    }
+    o.pool_defaults.on_stuck_drain = stuck_drain_policy(Some(run))?;
     o.validate()
         .map_err(|e| CliError::usage("options", e.to_string()))?;
     Ok(o)

@@ -1,5 +1,5 @@
-//! `kup demo`: the whole job on a built-in simulated EKS (or, with `--provider gke`, GKE)
-//! cluster, no cloud account needed.
+//! `kup demo`: the whole job on a built-in simulated EKS cluster (or, with `--provider`, a
+//! simulated GKE, AKS or kubeadm one), no cloud account needed.
 //!
 //! It starts the Kubernetes simulator (two node pools, system and app workloads under
 //! PodDisruptionBudgets) and the cloud mock wired to it, then runs what an operator would:
@@ -23,11 +23,13 @@ use crate::commands;
 use crate::error::{CliError, Result};
 use crate::target::Target;
 
+#[cfg(feature = "aks")]
+mod aks;
 mod etcd;
 mod kubeadm;
 mod node;
 
-fn say(cli: &Cli, text: impl AsRef<str>) {
+pub(crate) fn say(cli: &Cli, text: impl AsRef<str>) {
     if cli.output == crate::args::Format::Table {
         println!("{}", text.as_ref());
     } else {
@@ -47,13 +49,15 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         None | Some("eks") => false,
         #[cfg(feature = "gke")]
         Some("gke") => true,
+        #[cfg(feature = "aks")]
+        Some("aks") => return aks::run(cli, a).await,
         Some("kubeadm") => return kubeadm::run(cli, a).await,
         Some(other) => {
             return Err(CliError::usage(
                 "--provider",
                 format!(
-                    "the demo drives eks, gke and kubeadm; {other} is not available for the \
-                     demo in this release"
+                    "the demo drives eks, gke, aks and kubeadm; {other} has no demo (a \
+                     provider left out of this build has none either)"
                 ),
             ));
         }
@@ -102,6 +106,27 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         kube: client,
         warnings: Vec::new(),
     };
+    let pools = if gke { "node pools" } else { "node groups" };
+    tour(cli, a, &target, &sim, started, cloud, pools).await?;
+    mock.shutdown();
+    sim.shutdown().await;
+    if a.kubeconfig_out.is_none() {
+        let _ = std::fs::remove_file::<PathBuf>(kubeconfig);
+    }
+    Ok(())
+}
+
+/// What the demo shows on any simulated cluster: versions, pre-flight, plan, the upgrade and
+/// validation, then a summary (`provider` names the cloud, `pools` what it calls its pools).
+pub(crate) async fn tour(
+    cli: &Cli,
+    a: &DemoArgs,
+    target: &Target,
+    sim: &kup_mocks::k8s::SimHandle,
+    started: Instant,
+    provider: &str,
+    pools: &str,
+) -> Result<()> {
     // Let the workloads settle before checking them.
     sim.wait_for(Duration::from_secs(120), "demo workloads Ready", |s| {
         s.list("pods", None).iter().all(|p| {
@@ -113,15 +138,15 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     })
     .await?;
 
-    say(cli, format!("== 1. versions {cloud} offers"));
-    commands::versions(cli, &target).await?;
+    say(cli, format!("== 1. versions {provider} offers"));
+    commands::versions(cli, target).await?;
     say(cli, format!("\n== 2. pre-flight for {}", a.to));
     let pre = PreflightArgs {
         to: Some(a.to.clone()),
         manifests: Vec::new(),
         no_helm: false,
     };
-    commands::preflight(cli, &target, &pre).await?;
+    commands::preflight(cli, target, &pre).await?;
     say(cli, format!("\n== 3. plan to {}", a.to));
     let plan_args = crate::args::PlanArgs {
         to: a.to.clone(),
@@ -129,7 +154,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         pools: Vec::new(),
         save: None,
     };
-    commands::plan(cli, &target, &plan_args).await?;
+    commands::plan(cli, target, &plan_args).await?;
 
     say(
         cli,
@@ -143,12 +168,12 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
         pools: Vec::new(),
         run: RunArgs::default(),
     };
-    demo_upgrade(cli, &target, &up).await?;
+    demo_upgrade(cli, target, &up).await?;
 
     say(cli, "\n== 5. validation of the upgraded cluster");
     commands::validate(
         cli,
-        &target,
+        target,
         &ValidateArgs {
             passes: 2,
             timeout: "5m".into(),
@@ -170,7 +195,7 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
     say(
         cli,
         format!(
-            "\ndone in {:.0}s: control plane {}, node pools {}, {} pods moved through the eviction API, {} app pods deleted any other way",
+            "\ndone in {:.0}s: control plane {}, {pools} {}, {} pods moved through the eviction API, {} app pods deleted any other way",
             started.elapsed().as_secs_f64(),
             info.control_plane,
             info.node_pools
@@ -182,12 +207,23 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<()> {
             other
         ),
     );
-    mock.shutdown();
-    sim.shutdown().await;
-    if a.kubeconfig_out.is_none() {
-        let _ = std::fs::remove_file::<PathBuf>(kubeconfig);
-    }
     Ok(())
+}
+
+/// The upgrade with demo-speed validation and polling; otherwise `kup upgrade`'s code path.
+async fn demo_upgrade(cli: &Cli, t: &Target, a: &UpgradeArgs) -> Result<()> {
+    let mut options: EngineOptions = commands::engine_options(&a.run)?;
+    let validation = ValidationOptions {
+        passes: 2,
+        interval: Duration::from_millis(500),
+        failure_interval: Duration::from_millis(500),
+        timeout: Duration::from_secs(300),
+        ..ValidationOptions::default()
+    };
+    options.validation = validation.clone();
+    options.gate = validation;
+    options.polling = BackoffPolicy::fast();
+    commands::upgrade_with(cli, t, a, options).await
 }
 
 /// The cloud mock the demo runs against, kept alive for the run.
@@ -257,20 +293,4 @@ async fn start_cloud(
         .build()
         .await?;
     Ok((DemoMock::Eks(mock), Arc::new(provider)))
-}
-
-/// The upgrade with demo-speed validation and polling; otherwise `kup upgrade`'s code path.
-async fn demo_upgrade(cli: &Cli, t: &Target, a: &UpgradeArgs) -> Result<()> {
-    let mut options: EngineOptions = commands::engine_options(&a.run)?;
-    let validation = ValidationOptions {
-        passes: 2,
-        interval: Duration::from_millis(500),
-        failure_interval: Duration::from_millis(500),
-        timeout: Duration::from_secs(300),
-        ..ValidationOptions::default()
-    };
-    options.validation = validation.clone();
-    options.gate = validation;
-    options.polling = BackoffPolicy::fast();
-    commands::upgrade_with(cli, t, a, options).await
 }

@@ -107,6 +107,15 @@ impl From<kup_eks::Error> for CliError {
     }
 }
 
+#[cfg(feature = "aks")]
+impl From<kup_aks::Error> for CliError {
+    fn from(e: kup_aks::Error) -> Self {
+        let message = e.to_string();
+        let category = kup_core::Error::from(e).category();
+        Self::Provider { category, message }
+    }
+}
+
 impl From<kup_kubeadm::Error> for CliError {
     fn from(e: kup_kubeadm::Error) -> Self {
         let message = e.to_string();

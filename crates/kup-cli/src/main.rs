@@ -59,7 +59,8 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                 | Command::Report(_) => Some(registry::KUBECONFIG_ONLY),
                 _ => None,
             };
-            let t = target::resolve(&cli.cluster, &drain, default).await?;
+            let stuck = commands::stuck_drain_policy(run)?;
+            let t = target::resolve(&cli.cluster, &drain, stuck, default).await?;
             output::warn(cli, &t.warnings);
             match other {
                 Command::Versions => commands::versions(cli, &t).await,

@@ -111,11 +111,13 @@ fn certificate_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> 
 }
 
 /// The provider and client the flags select; `drain` is how the provider drains nodes itself,
-/// from the command's flags; `default` is the provider when neither the flags nor the config
-/// name one (the commands that need only a kubeconfig).
+/// from the command's flags, and `on_stuck_drain` what it does with a node it cannot drain;
+/// `default` is the provider when neither the flags nor the config name one (the commands
+/// that need only a kubeconfig).
 pub async fn resolve(
     args: &ClusterArgs,
     drain: &DrainOptions,
+    on_stuck_drain: kup_core::StuckDrainPolicy,
     default: Option<&str>,
 ) -> Result<Target> {
     let mut args = crate::config::resolve(args)?;
@@ -138,6 +140,7 @@ pub async fn resolve(
         kube: &kube.client,
         kube_config: &kube.config,
         drain,
+        on_stuck_drain,
     })
     .await?;
     let mut warnings = kube.warnings;

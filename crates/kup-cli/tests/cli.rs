@@ -303,9 +303,10 @@ async fn bad_input_names_the_field_and_the_accepted_values() {
     let env = start().await;
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--provider", "foo", "versions"], "--provider"),
+        (vec!["--provider", "gke", "versions"], "--project"),
         (
-            vec!["--provider", "aks", "versions"],
-            "not available in this release",
+            vec!["--provider", "aks", "versions", "--cluster", "demo"],
+            "--subscription",
         ),
         (vec!["--provider", "eks", "versions"], "--cluster"),
     ];

@@ -18,7 +18,7 @@
 
 mod demo;
 mod model;
-mod roll;
+pub(crate) mod roll;
 mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -182,7 +182,7 @@ fn parse_query(q: Option<&str>) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -131,7 +131,7 @@ fn internal(ng: &str, e: impl ToString) -> (String, String, Vec<String>) {
     )
 }
 
-fn node_ready(sim: &SimHandle, name: &str) -> bool {
+pub(crate) fn node_ready(sim: &SimHandle, name: &str) -> bool {
     sim.get("nodes", None, name).is_some_and(|n| {
         n["status"]["conditions"].as_array().is_some_and(|cs| {
             cs.iter()
@@ -140,14 +140,14 @@ fn node_ready(sim: &SimHandle, name: &str) -> bool {
     })
 }
 
-fn no_retry_client(sim: &SimHandle) -> Result<kube::Client, String> {
+pub(crate) fn no_retry_client(sim: &SimHandle) -> Result<kube::Client, String> {
     let mut config = sim.client_config();
     // A 429 from an eviction is the PDB's answer; the roller retries on its own schedule.
     config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
-async fn send(
+pub(crate) async fn send(
     client: &kube::Client,
     method: http::Method,
     path: &str,
@@ -164,7 +164,7 @@ async fn send(
     client.request::<Value>(request).await
 }
 
-async fn cordon(client: &kube::Client, node: &str) -> Result<(), String> {
+pub(crate) async fn cordon(client: &kube::Client, node: &str) -> Result<(), String> {
     send(
         client,
         http::Method::PATCH,
@@ -177,7 +177,7 @@ async fn cordon(client: &kube::Client, node: &str) -> Result<(), String> {
     .map_err(|e| format!("cordon {node}: {e}"))
 }
 
-fn evictable(pod: &Value) -> bool {
+pub(crate) fn evictable(pod: &Value) -> bool {
     let daemon = pod["metadata"]["ownerReferences"]
         .as_array()
         .is_some_and(|o| o.iter().any(|r| r["kind"] == "DaemonSet"));

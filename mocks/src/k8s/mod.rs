@@ -66,7 +66,7 @@ mod shared;
 mod status;
 mod store;
 mod table;
-mod tls;
+pub(crate) mod tls;
 mod version;
 mod watch;
 mod workloads;

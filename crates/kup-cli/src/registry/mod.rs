@@ -6,6 +6,8 @@
 //! [`REGISTRY`]; the flags, the accepted `--provider` values, the config keys and the error
 //! messages listing them all come from here.
 
+#[cfg(feature = "aks")]
+mod aks;
 mod eks;
 #[cfg(feature = "gke")]
 mod gke;
@@ -69,6 +71,10 @@ pub struct BuildInput<'a> {
     /// How nodes are drained, from the command's flags (`--drain-timeout`), for providers
     /// that drain nodes themselves.
     pub drain: &'a kup_kube::drain::DrainOptions,
+    /// What a provider that drains nodes itself does with one it cannot drain
+    /// (`--on-stuck-drain`); AKS takes it (a build without AKS has no provider that does).
+    #[cfg_attr(not(feature = "aks"), allow(dead_code))]
+    pub on_stuck_drain: kup_core::StuckDrainPolicy,
 }
 
 /// The future an entry's `build` returns.
@@ -88,6 +94,8 @@ pub struct ProviderEntry {
 
 /// Every provider this build drives.
 pub const REGISTRY: &[ProviderEntry] = &[
+    #[cfg(feature = "aks")]
+    aks::ENTRY,
     eks::ENTRY,
     #[cfg(feature = "gke")]
     gke::ENTRY,
@@ -99,8 +107,13 @@ pub const REGISTRY: &[ProviderEntry] = &[
 /// `status`, `report`) when none is named.
 pub const KUBECONFIG_ONLY: &str = "kubernetes";
 
-/// Providers kup knows of but this release does not drive, with what to say.
-pub const NOT_IN_THIS_RELEASE: &[&str] = &["aks"];
+/// Providers this build of kup leaves out (their cargo features are off).
+const LEFT_OUT: &[&str] = &[
+    #[cfg(not(feature = "aks"))]
+    "aks",
+    #[cfg(not(feature = "gke"))]
+    "gke",
+];
 
 /// The accepted `--provider` values, comma-separated.
 pub fn accepted() -> String {
@@ -116,9 +129,9 @@ pub fn find(name: &str) -> Result<&'static ProviderEntry> {
     if let Some(entry) = REGISTRY.iter().find(|e| e.name == name) {
         return Ok(entry);
     }
-    let message = if NOT_IN_THIS_RELEASE.contains(&name) {
+    let message = if LEFT_OUT.contains(&name) {
         format!(
-            "{name} is not available in this release; available providers: {}",
+            "{name} is not built into this kup (cargo feature `{name}`); available providers: {}",
             accepted()
         )
     } else {
@@ -147,10 +160,7 @@ pub fn augment(command: clap::Command) -> clap::Command {
         .map(|e| format!("{} ({})", e.name, e.help))
         .collect();
     let mut command = command.mut_arg("provider", |a| {
-        a.help(format!(
-            "Provider: {}. aks is not in this release",
-            providers.join("; ")
-        ))
+        a.help(format!("Provider: {}", providers.join("; ")))
     });
     for (entry, s) in unique_settings() {
         let users: Vec<&str> = all_settings()
@@ -342,12 +352,15 @@ mod tests {
         flags.dedup();
         assert_eq!(keys.len(), n, "a kup.yaml key is declared twice");
         assert_eq!(flags.len(), n, "a flag is declared twice");
-        assert_eq!(accepted(), "eks, gke, kubeadm, kubernetes");
+        assert_eq!(accepted(), "aks, eks, gke, kubeadm, kubernetes");
+        assert!(config_keys().contains("aks: subscription, resource_group, cluster"));
         assert!(config_keys().contains("gke: project, location, cluster"));
         assert!(config_keys().contains("eks: cluster, region"));
         let e = find("foo").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("accepted: eks, gke, kubeadm, kubernetes"), "{e}");
-        let e = find("aks").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("not available in this release"), "{e}");
+        assert!(
+            e.contains("accepted: aks, eks, gke, kubeadm, kubernetes"),
+            "{e}"
+        );
+        assert!(find("aks").is_ok() && find("gke").is_ok());
     }
 }
