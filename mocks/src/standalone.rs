@@ -1,4 +1,4 @@
-//! The cloud mocks served standalone (`kup-mock --provider eks`): each cloud's API mock and the
+//! The cloud mocks served standalone (`kup-mock --provider eks|aks|gke`): each cloud's API mock and the
 //! Kubernetes simulator behind it, with the environment a client needs to reach both, so that
 //! any client (`aws eks … `, the Python SDKs, Terraform, a user's own tooling, kup itself) can
 //! be pointed at them, the way LocalStack or moto's server mode are used.
@@ -48,7 +48,7 @@ pub struct Cloud {
 }
 
 /// Every cloud `kup-mock --provider` serves.
-pub const CLOUDS: &[Cloud] = &[EKS];
+pub const CLOUDS: &[Cloud] = &[EKS, AKS, GKE];
 
 /// The accepted `--provider` values, comma-separated.
 pub fn accepted() -> String {
@@ -106,19 +106,112 @@ fn start_eks(options: StartOptions) -> StartFuture {
     })
 }
 
+const GKE: Cloud = Cloud {
+    name: "gke",
+    help: "the GKE API (project demo-project, location us-central1, cluster `demo`: node pools \
+           default-pool and apps)",
+    scenario: crate::gke::demo_scenario,
+    start: start_gke,
+};
+
+fn start_gke(options: StartOptions) -> StartFuture {
+    Box::pin(async move {
+        let config = crate::gke::GkeConfig::demo().time_scale(options.time_scale);
+        let mock = crate::gke::GkeMock::start(config, Some(options.sim)).await?;
+        let endpoint = mock.endpoint();
+        let gcloud_override = format!("{endpoint}/");
+        let env = [
+            // Google's client libraries take the endpoint as an option (`api_endpoint`), not
+            // from the environment; these say what to pass, and configure kup.
+            (
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER",
+                gcloud_override.as_str(),
+            ),
+            ("GOOGLE_CLOUD_PROJECT", "demo-project"),
+            ("KUP_PROVIDER", "gke"),
+            ("KUP_GKE_PROJECT", "demo-project"),
+            ("KUP_GKE_LOCATION", "us-central1"),
+            ("KUP_EKS_CLUSTER", "demo"),
+            ("KUP_EKS_ENDPOINT", endpoint.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Ok(Serving {
+            endpoint,
+            env,
+            guard: Box::new(mock),
+        })
+    })
+}
+
+const AKS: Cloud = Cloud {
+    name: "aks",
+    help: "Azure Resource Manager for AKS over HTTPS with its own CA (subscription \
+           3f2c9a1e-…, resource group rg-demo, cluster `demo`: agent pools system and apps)",
+    scenario: crate::aks::demo_scenario,
+    start: start_aks,
+};
+
+/// The ARM mock's CA certificate in a file clients can be given, removed when serving ends.
+struct CaFile(std::path::PathBuf);
+
+impl Drop for CaFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn start_aks(options: StartOptions) -> StartFuture {
+    Box::pin(async move {
+        let config = crate::aks::AksConfig::demo().time_scale(options.time_scale);
+        let mock = crate::aks::AksMock::start(config, Some(options.sim)).await?;
+        let endpoint = mock.endpoint().to_string();
+        let ca = CaFile(
+            std::env::temp_dir().join(format!("kup-mock-arm-ca-{}.pem", std::process::id())),
+        );
+        std::fs::write(&ca.0, mock.ca_pem()).map_err(|source| Error::Io {
+            context: format!("writing the ARM mock's CA to {}", ca.0.display()),
+            source,
+        })?;
+        let ca_path = ca.0.display().to_string();
+        let env = [
+            ("AZURE_SUBSCRIPTION_ID", crate::aks::DEMO_SUBSCRIPTION),
+            // Python's requests and most TLS clients trust the mock's CA through these.
+            ("REQUESTS_CA_BUNDLE", ca_path.as_str()),
+            ("SSL_CERT_FILE", ca_path.as_str()),
+            // A token for kup (the mock checks that one is sent, not what it says).
+            ("KUP_AKS_ACCESS_TOKEN", "kup-mock-token"),
+            ("KUP_PROVIDER", "aks"),
+            ("KUP_AKS_RESOURCE_GROUP", crate::aks::DEMO_RESOURCE_GROUP),
+            ("KUP_AKS_ARM_ENDPOINT", endpoint.as_str()),
+            ("KUP_AKS_ARM_CA_FILE", ca_path.as_str()),
+            ("KUP_EKS_CLUSTER", "demo"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Ok(Serving {
+            endpoint,
+            env,
+            guard: Box::new((mock, ca)),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn unknown_clouds_are_refused_listing_the_accepted_ones() {
-        assert!(find("eks").is_ok());
+        assert!(find("eks").is_ok() && find("aks").is_ok() && find("gke").is_ok());
         let err = find("openstack")
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
-            err.contains("provider") && err.contains("accepted: eks"),
+            err.contains("provider") && err.contains("accepted: eks, aks, gke"),
             "{err}"
         );
     }

@@ -1,6 +1,7 @@
-//! `kup-mock --provider eks` as its own process: the real `aws` CLI, configured only by the
+//! `kup-mock --provider eks|aks|gke` as its own process. The real `aws` CLI, configured only by the
 //! environment the server prints, reads the cluster and moves its control plane, and the
-//! Kubernetes side behind the printed kubeconfig follows.
+//! Kubernetes side behind the printed kubeconfig follows; Google's and Microsoft's Python
+//! clients read the GKE and ARM mocks the same way.
 
 #![allow(clippy::unwrap_used)]
 
@@ -74,33 +75,8 @@ fn json(out: &Output) -> Value {
 async fn the_aws_cli_drives_the_standalone_eks_mock_and_the_cluster_behind_it() {
     let Some(bin) = aws() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let env_file = dir.path().join("mock.env");
     let kubeconfig = dir.path().join("kubeconfig");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kup-mock"))
-        .args(["--provider", "eks", "--time-scale", "600", "--env-file"])
-        .arg(&env_file)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        printed.push_str(&line);
-        printed.push('\n');
-        if line.starts_with("# kup-mock:") {
-            break;
-        }
-    }
-    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), printed);
-    let env = parse_env(&printed);
+    let (mut child, env, printed) = serve("eks", dir.path(), &kubeconfig).await;
     for key in [
         "KUP_MOCK_KUBERNETES_URL",
         "KUP_MOCK_EKS_URL",
@@ -201,6 +177,154 @@ async fn the_aws_cli_drives_the_standalone_eks_mock_and_the_cluster_behind_it() 
     child.kill().await.unwrap();
 }
 
+/// Starts `kup-mock --provider <cloud>` and reads the environment it prints (checked equal to
+/// the `--env-file` it writes); the process ends when the child is dropped.
+async fn serve(
+    cloud: &str,
+    dir: &Path,
+    kubeconfig: &Path,
+) -> (tokio::process::Child, BTreeMap<String, String>, String) {
+    let env_file = dir.join(format!("{cloud}.env"));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kup-mock"))
+        .args(["--provider", cloud, "--time-scale", "600", "--env-file"])
+        .arg(&env_file)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("# kup-mock:") {
+            break;
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), printed);
+    (child, parse_env(&printed), printed)
+}
+
+/// A Python from `var` that imports `module` (scripts/test installs the clients). Missing:
+/// panics under CI, else `None`.
+fn python_with(var: &str, module: &str) -> Option<PathBuf> {
+    let candidate = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let works = std::process::Command::new(&candidate)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !works {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false"),
+            "no Python with {module}: set {var} (scripts/test installs it)"
+        );
+        eprintln!("skipping: no Python with {module} (set {var})");
+        return None;
+    }
+    Some(candidate)
+}
+
+/// Runs `script` with the printed environment only (plus PATH and HOME), returning stdout.
+async fn python_run(
+    py: &Path,
+    env: &BTreeMap<String, String>,
+    home: &Path,
+    script: &str,
+) -> String {
+    let out = tokio::process::Command::new(py)
+        .args(["-c", script])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .envs(env)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn googles_python_client_reads_the_standalone_gke_mock_from_its_printed_environment() {
+    let Some(py) = python_with("KUP_GKE_PYTHON", "google.cloud.container_v1") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, env, printed) = serve("gke", dir.path(), &dir.path().join("kubeconfig")).await;
+    assert!(
+        env["KUP_MOCK_GKE_URL"].starts_with("http://127.0.0.1:"),
+        "{printed}"
+    );
+    let version = python_run(
+        &py,
+        &env,
+        dir.path(),
+        r#"
+import os
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import container_v1
+client = container_v1.ClusterManagerClient(
+    credentials=AnonymousCredentials(), transport="rest",
+    client_options=ClientOptions(api_endpoint=os.environ["KUP_MOCK_GKE_URL"]))
+name = "projects/%s/locations/%s/clusters/%s" % (
+    os.environ["KUP_GKE_PROJECT"], os.environ["KUP_GKE_LOCATION"], os.environ["KUP_EKS_CLUSTER"])
+print(client.get_cluster(name=name).current_master_version)
+"#,
+    )
+    .await;
+    assert!(version.starts_with("1.33"), "{version}");
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsofts_python_client_reads_the_standalone_arm_mock_over_tls_from_its_printed_environment()
+ {
+    let Some(py) = python_with("KUP_AZURE_PYTHON", "azure.mgmt.containerservice") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, env, printed) = serve("aks", dir.path(), &dir.path().join("kubeconfig")).await;
+    assert!(
+        env["KUP_MOCK_AKS_URL"].starts_with("https://127.0.0.1:"),
+        "{printed}"
+    );
+    assert!(Path::new(&env["REQUESTS_CA_BUNDLE"]).is_file(), "{printed}");
+    let version = python_run(
+        &py,
+        &env,
+        dir.path(),
+        r#"
+import os, time
+from azure.core.credentials import AccessToken
+from azure.mgmt.containerservice import ContainerServiceClient
+class Token:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken(os.environ["KUP_AKS_ACCESS_TOKEN"], int(time.time()) + 3600)
+client = ContainerServiceClient(Token(), os.environ["AZURE_SUBSCRIPTION_ID"],
+    base_url=os.environ["KUP_MOCK_AKS_URL"], retry_total=0)
+mc = client.managed_clusters.get(os.environ["KUP_AKS_RESOURCE_GROUP"], os.environ["KUP_EKS_CLUSTER"])
+print(mc.kubernetes_version)
+"#,
+    )
+    .await;
+    assert!(version.starts_with("1.33"), "{version}");
+    child.kill().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_cloud_is_a_usage_error_listing_the_accepted_ones() {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kup-mock"))
@@ -210,5 +334,5 @@ async fn an_unknown_cloud_is_a_usage_error_listing_the_accepted_ones() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("accepted:") && err.contains("eks"), "{err}");
+    assert!(err.contains("accepted: eks, aks, gke"), "{err}");
 }

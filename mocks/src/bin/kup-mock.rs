@@ -21,7 +21,7 @@ use kup_mocks::standalone::{self, StartOptions};
 #[derive(Debug, Parser)]
 #[command(name = "kup-mock", version)]
 struct Args {
-    /// A cloud's API mock to serve beside the simulator (accepted: eks).
+    /// A cloud's API mock to serve beside the simulator (accepted: eks, aks, gke).
     #[arg(long)]
     provider: Option<String>,
     /// Canned scenario (small, pdb-blocked, large) or a path to a scenario YAML file

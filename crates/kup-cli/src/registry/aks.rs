@@ -52,7 +52,7 @@ pub const ENTRY: ProviderEntry = ProviderEntry {
         Setting {
             key: "arm_ca_file",
             flag: "arm-ca-file",
-            env: None,
+            env: Some("KUP_AKS_ARM_CA_FILE"),
             help: "a PEM CA to trust for --arm-endpoint besides the system's (a mock, a \
                    TLS-inspecting proxy)",
             kind: SettingKind::Path,

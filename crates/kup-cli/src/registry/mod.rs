@@ -94,9 +94,9 @@ pub struct ProviderEntry {
 
 /// Every provider this build drives.
 pub const REGISTRY: &[ProviderEntry] = &[
+    eks::ENTRY,
     #[cfg(feature = "aks")]
     aks::ENTRY,
-    eks::ENTRY,
     #[cfg(feature = "gke")]
     gke::ENTRY,
     kubeadm::ENTRY,
@@ -352,13 +352,13 @@ mod tests {
         flags.dedup();
         assert_eq!(keys.len(), n, "a kup.yaml key is declared twice");
         assert_eq!(flags.len(), n, "a flag is declared twice");
-        assert_eq!(accepted(), "aks, eks, gke, kubeadm, kubernetes");
+        assert_eq!(accepted(), "eks, aks, gke, kubeadm, kubernetes");
         assert!(config_keys().contains("aks: subscription, resource_group, cluster"));
         assert!(config_keys().contains("gke: project, location, cluster"));
         assert!(config_keys().contains("eks: cluster, region"));
         let e = find("foo").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(
-            e.contains("accepted: aks, eks, gke, kubeadm, kubernetes"),
+            e.contains("accepted: eks, aks, gke, kubeadm, kubernetes"),
             "{e}"
         );
         assert!(find("aks").is_ok() && find("gke").is_ok());
