@@ -303,7 +303,7 @@ async fn bad_input_names_the_field_and_the_accepted_values() {
     let env = start().await;
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--provider", "foo", "versions"], "--provider"),
-        (vec!["--provider", "gke", "versions"], "--project"),
+        (vec!["--provider", "gke", "versions"], "--location"),
         (
             vec!["--provider", "aks", "versions", "--cluster", "demo"],
             "--subscription",
@@ -454,7 +454,7 @@ async fn the_demo_runs_to_completion_and_kubectl_can_watch_it() {
         "{stdout}"
     );
     assert!(stdout.contains(&kubeconfig.display().to_string()));
-    let out = kup(&["--provider".into(), "aks".into(), "demo".into()]).await;
+    let out = kup(&["--provider".into(), "kubernetes".into(), "demo".into()]).await;
     assert_eq!(code(&out), 2);
 }
 
