@@ -313,6 +313,8 @@ pub struct SimCluster {
     pub cordoned_before: BTreeSet<String>,
     /// The cluster's name.
     pub name: String,
+    /// The simulator user kup's clients authenticate as (`None`: the admin).
+    pub user: Option<String>,
 }
 
 impl SimCluster {
@@ -323,6 +325,12 @@ impl SimCluster {
 
     /// Starts a cluster named `name`.
     pub async fn start_named(name: &str, setup: Setup) -> Self {
+        Self::start_as(name, setup, None).await
+    }
+
+    /// Starts a cluster named `name` whose Kubernetes clients (cluster operations, drains,
+    /// pre-flight, lock) authenticate as scenario user `user` (`None`: the admin).
+    pub async fn start_as(name: &str, setup: Setup, user: Option<&str>) -> Self {
         let sim = Simulator::start(setup.scenario, setup.config)
             .await
             .unwrap();
@@ -334,7 +342,11 @@ impl SimCluster {
             SimProvider::capabilities(setup.max_jump),
             Timing::default(),
         ));
-        let kube = KubeCluster::from_config(sim.client_config())
+        let config = match user {
+            Some(u) => sim.client_config_as(u).unwrap(),
+            None => sim.client_config(),
+        };
+        let kube = KubeCluster::from_config(config)
             .unwrap()
             .with_retry(BackoffPolicy::fast());
         let nodes = Arc::new(Watched {
@@ -350,6 +362,15 @@ impl SimCluster {
             nodes,
             cordoned_before,
             name: name.to_string(),
+            user: user.map(String::from),
+        }
+    }
+
+    /// A kube client as the cluster's user.
+    pub fn client(&self) -> kube::Client {
+        match &self.user {
+            Some(u) => self.sim.client_as(u).unwrap(),
+            None => self.sim.client().unwrap(),
         }
     }
 
@@ -384,7 +405,7 @@ impl SimCluster {
     /// The cluster's Lease lock for `holder`, with a short lease.
     pub fn lock(&self, holder: &str) -> LeaseLock {
         LeaseLock::new(
-            self.sim.client().unwrap(),
+            self.client(),
             &self.name,
             LeaseSettings {
                 duration: Duration::from_secs(15),

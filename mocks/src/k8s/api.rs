@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderValue, Method, header};
 use serde_json::{Value, json};
 
+use super::auth::{self, Identity};
 use super::cluster::{Cluster, DeleteOpts, Deleted, DeletedVia, DeprecatedUse, Part};
 use super::convert;
 use super::eviction::Evicted;
@@ -21,7 +22,7 @@ use super::shared::{RequestKey, SharedRef};
 use super::status::{ApiError, success};
 use super::store::{ObjKey, Stored};
 use super::table::{self, IncludeObject};
-use super::{control, discovery, health, watch};
+use super::{control, discovery, health, protobuf, watch};
 
 /// A resource request, resolved.
 #[derive(Debug, Clone)]
@@ -94,9 +95,15 @@ pub(crate) fn handle(sh: &SharedRef, req: &Req) -> Resp {
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
+    if segs.first() == Some(&"_sim") {
+        return control::handle(sh, req);
+    }
+    let who = match auth::admit(sh, req) {
+        Ok(who) => who,
+        Err(e) => return h::error(&e),
+    };
     let minor = sh.lock().minor();
     match segs.as_slice() {
-        ["_sim", ..] => control::handle(sh, req),
         ["version"] => h::json(200, &sh.lock().version.version_info()),
         [kind @ ("healthz" | "livez" | "readyz")] => health::health(&sh.lock(), kind, None, req),
         [kind @ ("healthz" | "livez" | "readyz"), check @ ..] => {
@@ -114,8 +121,8 @@ pub(crate) fn handle(sh: &SharedRef, req: &Req) -> Resp {
         ["apis", g, v] if req.method == Method::GET => {
             ok_or_404(discovery::resource_list(minor, g, v))
         }
-        ["api", "v1", rest @ ..] => resource(sh, req, "", "v1", rest),
-        ["apis", g, v, rest @ ..] => resource(sh, req, g, v, rest),
+        ["api", "v1", rest @ ..] => resource(sh, req, &who, "", "v1", rest),
+        ["apis", g, v, rest @ ..] => resource(sh, req, &who, g, v, rest),
         [] => h::json(
             200,
             &json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/readyz", "/version"]}),
@@ -183,7 +190,14 @@ fn verb(req: &Req, t: &Target) -> &'static str {
     }
 }
 
-fn resource(sh: &SharedRef, req: &Req, group: &str, version: &str, rest: &[&str]) -> Resp {
+fn resource(
+    sh: &SharedRef,
+    req: &Req,
+    who: &Identity,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Resp {
     let minor = sh.lock().minor();
     let t = match parse_target(group, version, rest, minor) {
         Ok(t) => t,
@@ -219,7 +233,12 @@ fn resource(sh: &SharedRef, req: &Req, group: &str, version: &str, rest: &[&str]
         });
     }
     let verb = verb(req, &t);
-    let mut resp = match dispatch(sh, req, &t) {
+    let answered = if d.review {
+        review(sh, req, who, &t)
+    } else {
+        dispatch(sh, req, &t)
+    };
+    let mut resp = match answered {
         Ok(r) => r,
         Err(e) => h::error(&e),
     };
@@ -244,6 +263,21 @@ fn resource(sh: &SharedRef, req: &Req, group: &str, version: &str, rest: &[&str]
         code: resp.status().as_u16(),
     });
     resp
+}
+
+/// An access review: only POST to the collection, answered and never stored.
+fn review(sh: &SharedRef, req: &Req, who: &Identity, t: &Target) -> Result<Resp, ApiError> {
+    if req.method != Method::POST || t.name.is_some() {
+        return Err(ApiError::method_not_allowed());
+    }
+    let body = if base_media_type(req) == protobuf::MEDIA_TYPE {
+        protobuf::decode(&req.body, def(t.res).kind).map_err(ApiError::bad_request)?
+    } else {
+        parse_body(req)?
+    };
+    check_kind(t, &body)?;
+    let answered = auth::review::answer(&sh.lock(), def(t.res), t.ns_key(), who, body)?;
+    Ok(h::json(201, &answered))
 }
 
 fn dry_run(req: &Req) -> bool {
@@ -324,10 +358,13 @@ fn dispatch(sh: &SharedRef, req: &Req, t: &Target) -> Result<Resp, ApiError> {
     }
 }
 
-fn parse_body(req: &Req) -> Result<Value, ApiError> {
+fn base_media_type(req: &Req) -> &str {
     let ct = req.header(header::CONTENT_TYPE);
-    let base = ct.split(';').next().unwrap_or("").trim();
-    match base {
+    ct.split(';').next().unwrap_or("").trim()
+}
+
+fn parse_body(req: &Req) -> Result<Value, ApiError> {
+    match base_media_type(req) {
         "" | "application/json" | "*/*" => serde_json::from_slice(&req.body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the request body could not be decoded as JSON: {e}"

@@ -79,7 +79,9 @@ pub(crate) fn resource_list(minor: u32, group: &str, version: &str) -> Option<Va
         if !d.version(version).is_some_and(|v| v.served_in(minor)) {
             continue;
         }
-        let verbs: Vec<&str> = if d.plural == "namespaces" {
+        let verbs: Vec<&str> = if d.review {
+            vec!["create"]
+        } else if d.plural == "namespaces" {
             VERBS
                 .iter()
                 .copied()

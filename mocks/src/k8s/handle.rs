@@ -11,12 +11,13 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::Authenticator;
 use super::clock::SimClock;
 use super::cluster::{Cluster, Delays, PodDeletion};
 use super::faults::Faults;
 use super::requests::RequestLog;
 use super::resources::{self, def, ids};
-use super::scenario::{Node, Scenario, load};
+use super::scenario::{ADMIN_TOKEN, ADMIN_USER, Node, Scenario, load};
 use super::shared::{Shared, SharedRef};
 use super::version::KubeVersion;
 use super::{server, tls};
@@ -176,6 +177,13 @@ impl Simulator {
             scenario.pool_label.clone(),
         );
         load::materialize(&scenario, &mut cluster)?;
+        let auth = Authenticator::new(&scenario);
+        let mut tokens: BTreeMap<String, String> = scenario
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), u.bearer_token()))
+            .collect();
+        tokens.insert(ADMIN_USER.to_string(), ADMIN_TOKEN.to_string());
         let listener = TcpListener::bind(("127.0.0.1", config.port))
             .await
             .map_err(|e| Error::io(format!("binding 127.0.0.1:{}", config.port), e))?;
@@ -198,6 +206,7 @@ impl Simulator {
             https: config.tls,
             shutdown: CancellationToken::new(),
             wake,
+            auth,
         });
         let scheme = if config.tls { "https" } else { "http" };
         let url = format!("{scheme}://{address}");
@@ -213,6 +222,7 @@ impl Simulator {
                 url,
                 ca_pem: material.as_ref().map(|m| m.ca_pem.clone()),
                 ca_der: material.map(|m| m.ca_der),
+                tokens,
                 tasks: Mutex::new(vec![server_task, controller_task]),
             }),
         })
@@ -243,6 +253,8 @@ struct Inner {
     url: String,
     ca_pem: Option<String>,
     ca_der: Option<Vec<u8>>,
+    /// Bearer token by user name (the admin's included).
+    tokens: BTreeMap<String, String>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -292,9 +304,38 @@ impl SimHandle {
     }
 
     /// A kubeconfig (context `kup-sim`, namespace `default`) pointing at the simulator, with the
-    /// CA in HTTPS mode. Its user has a placeholder bearer token (the simulator does not
-    /// authenticate; without any credentials kubectl would prompt for a password over HTTPS).
+    /// CA in HTTPS mode, authenticating as the built-in `admin` (`system:masters`).
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_yaml_for(ADMIN_TOKEN)
+    }
+
+    /// [`SimHandle::kubeconfig_yaml`] authenticating as scenario user `user` instead.
+    pub fn kubeconfig_yaml_as(&self, user: &str) -> Result<String> {
+        Ok(self.kubeconfig_yaml_for(self.token_of(user)?))
+    }
+
+    fn token_of(&self, user: &str) -> Result<&str> {
+        self.inner
+            .tokens
+            .get(user)
+            .map(String::as_str)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "user",
+                    format!(
+                        "{user:?} is not a user of this simulator (known: {})",
+                        self.inner
+                            .tokens
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+    }
+
+    fn kubeconfig_yaml_for(&self, token: &str) -> String {
         use base64::Engine;
         let ca = self
             .inner
@@ -308,33 +349,57 @@ impl SimHandle {
             })
             .unwrap_or_default();
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kup-sim\n  cluster:\n    server: {}\n{ca}contexts:\n- name: kup-sim\n  context:\n    cluster: kup-sim\n    user: kup-sim\n    namespace: default\ncurrent-context: kup-sim\nusers:\n- name: kup-sim\n  user:\n    token: kup-sim-not-a-secret\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kup-sim\n  cluster:\n    server: {}\n{ca}contexts:\n- name: kup-sim\n  context:\n    cluster: kup-sim\n    user: kup-sim\n    namespace: default\ncurrent-context: kup-sim\nusers:\n- name: kup-sim\n  user:\n    token: {token}\npreferences: {{}}\n",
             self.inner.url
         )
     }
 
     /// Writes [`SimHandle::kubeconfig_yaml`] to `path`.
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        std::fs::write(path, self.kubeconfig_yaml())
+        self.write(path.as_ref(), self.kubeconfig_yaml())
+    }
+
+    /// Writes [`SimHandle::kubeconfig_yaml_as`] for `user` to `path`.
+    pub fn write_kubeconfig_as(&self, user: &str, path: impl AsRef<Path>) -> Result<()> {
+        self.write(path.as_ref(), self.kubeconfig_yaml_as(user)?)
+    }
+
+    fn write(&self, path: &Path, text: String) -> Result<()> {
+        std::fs::write(path, text)
             .map_err(|e| Error::io(format!("writing kubeconfig {}", path.display()), e))
     }
 
-    /// A kube client configuration for the simulator (trusting its CA in HTTPS mode). Note
-    /// that kube retries 429/503/504 by default (`default_retry`).
+    /// A kube client configuration for the simulator (trusting its CA in HTTPS mode),
+    /// authenticating as the built-in `admin`. Note that kube retries 429/503/504 by default
+    /// (`default_retry`).
     pub fn client_config(&self) -> kube::Config {
+        self.config_with(ADMIN_TOKEN)
+    }
+
+    /// [`SimHandle::client_config`] authenticating as scenario user `user`.
+    pub fn client_config_as(&self, user: &str) -> Result<kube::Config> {
+        Ok(self.config_with(self.token_of(user)?))
+    }
+
+    fn config_with(&self, token: &str) -> kube::Config {
         let uri: http::Uri = self.inner.url.parse().unwrap_or_default();
         let mut cfg = kube::Config::new(uri);
         cfg.default_namespace = "default".into();
+        cfg.auth_info.token = Some(token.to_string().into());
         if let Some(der) = &self.inner.ca_der {
             cfg.root_cert = Some(vec![der.clone()]);
         }
         cfg
     }
 
-    /// A kube client for the simulator (needs a Tokio runtime).
+    /// A kube client for the simulator as `admin` (needs a Tokio runtime).
     pub fn client(&self) -> Result<kube::Client> {
         Ok(kube::Client::try_from(self.client_config())?)
+    }
+
+    /// A kube client for the simulator as scenario user `user` (needs a Tokio runtime).
+    pub fn client_as(&self, user: &str) -> Result<kube::Client> {
+        Ok(kube::Client::try_from(self.client_config_as(user)?)?)
     }
 
     /// The simulated clock.

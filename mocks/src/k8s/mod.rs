@@ -33,13 +33,40 @@
 //! table in [`SimHandle`]'s crate docs below), e.g.
 //! `curl -X POST $URL/_sim/nodes/w1/kubelet-version -d '{"version":"v1.34.1"}'`.
 //!
+//! Authentication and authorization: bearer tokens name users (the built-in `admin` in
+//! `system:masters`, whose token [`SimHandle::client_config`] and
+//! [`SimHandle::kubeconfig_yaml`] carry, and the [`Scenario::user`]s); RBAC objects
+//! (Roles, ClusterRoles and their bindings, stored like any other object, plus the defaults
+//! every API server creates such as `cluster-admin` and `system:discovery`) decide every
+//! request, with upstream's 401 and 403 `Status` bodies; `SelfSubjectAccessReview`,
+//! `SubjectAccessReview` and `LocalSubjectAccessReview` answer `kubectl auth can-i`, and
+//! `Impersonate-User` (`--as`) is honoured for callers allowed to impersonate. A request
+//! without credentials is the admin unless [`Scenario::anonymous`] says otherwise.
+//!
+//! ```no_run
+//! use kup_mocks::k8s::{Scenario, SimConfig, Simulator, User};
+//! use serde_json::json;
+//!
+//! # async fn demo() -> kup_mocks::Result<()> {
+//! let scenario = Scenario::small().user(User::new("kup")).object(json!({
+//!     "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+//!     "metadata": {"name": "kup"},
+//!     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:discovery"},
+//!     "subjects": [{"kind": "User", "name": "kup"}]}));
+//! let sim = Simulator::start(scenario, SimConfig::fast()).await?;
+//! let as_kup = sim.client_as("kup")?; // 403 for anything its roles do not grant
+//! # let _ = as_kup;
+//! # Ok(()) }
+//! ```
+//!
 //! Known differences from a real API server: a continued list reads the current state (not a
 //! snapshot at the first page's resourceVersion); version conversion only rewrites `apiVersion`
 //! (plus the PDB empty-selector rule between policy/v1 and v1beta1); server-side apply is a
-//! strategic merge without field ownership; Jobs and CronJobs have no controller; no
-//! authentication or authorization; no protobuf.
+//! strategic merge without field ownership; Jobs and CronJobs have no controller; RBAC has no
+//! ClusterRole aggregation; protobuf request bodies are decoded only for access reviews.
 
 mod api;
+mod auth;
 mod clock;
 mod cluster;
 mod control;
@@ -55,6 +82,7 @@ mod http;
 mod nodes;
 mod objects;
 mod patch;
+mod protobuf;
 mod requests;
 mod resources;
 mod rng;
@@ -77,6 +105,7 @@ pub use faults::{Fault, FaultAction, FaultId, FaultTrigger, Faults};
 pub use handle::{SimConfig, SimHandle, Simulator};
 pub use requests::{RequestLog, RequestRecord};
 pub use scenario::{
-    IntOrPercent, Node, Pdb, PdbSelector, Pod, Pool, Pvc, Scenario, Taint, Workload, WorkloadKind,
+    ADMIN_TOKEN, ADMIN_USER, Anonymous, IntOrPercent, Node, Pdb, PdbSelector, Pod, Pool, Pvc,
+    Scenario, Taint, User, Workload, WorkloadKind,
 };
 pub use version::KubeVersion;

@@ -42,6 +42,8 @@ pub(crate) struct ResourceDef {
     pub status: bool,
     /// Has a `/scale` subresource.
     pub scale: bool,
+    /// A review (`SelfSubjectAccessReview`…): only `create`, answered and never stored.
+    pub review: bool,
 }
 
 /// Index of a resource in [`RESOURCES`].
@@ -131,7 +133,13 @@ const fn res(
         versions,
         status: false,
         scale: false,
+        review: false,
     }
+}
+
+const fn review(mut r: ResourceDef) -> ResourceDef {
+    r.review = true;
+    r
 }
 
 const fn with_status(mut r: ResourceDef) -> ResourceDef {
@@ -421,6 +429,69 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
             deprecated("v1beta1", 21, 25, Some("discovery.k8s.io/v1 EndpointSlice")),
         ],
     ),
+    res(
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        &[],
+        &[GA],
+    ),
+    res(
+        "rbac.authorization.k8s.io",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        &[],
+        &[GA],
+    ),
+    res(
+        "rbac.authorization.k8s.io",
+        "roles",
+        "role",
+        "Role",
+        true,
+        &[],
+        &[GA],
+    ),
+    res(
+        "rbac.authorization.k8s.io",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        &[],
+        &[GA],
+    ),
+    review(res(
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        false,
+        &[],
+        &[GA],
+    )),
+    review(res(
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        "SubjectAccessReview",
+        false,
+        &[],
+        &[GA],
+    )),
+    review(res(
+        "authorization.k8s.io",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        "LocalSubjectAccessReview",
+        true,
+        &[],
+        &[GA],
+    )),
 ];
 
 /// Resource ids used by typed logic.
@@ -438,6 +509,10 @@ pub(crate) mod ids {
     pub const PDBS: ResId = 21;
     pub const PRIORITYCLASSES: ResId = 24;
     pub const LEASES: ResId = 25;
+    pub const CLUSTERROLES: ResId = 28;
+    pub const CLUSTERROLEBINDINGS: ResId = 29;
+    pub const ROLES: ResId = 30;
+    pub const ROLEBINDINGS: ResId = 31;
 }
 
 pub(crate) fn def(id: ResId) -> &'static ResourceDef {
@@ -553,6 +628,10 @@ mod tests {
         assert_eq!(def(ids::PDBS).plural, "poddisruptionbudgets");
         assert_eq!(def(ids::PRIORITYCLASSES).plural, "priorityclasses");
         assert_eq!(def(ids::LEASES).plural, "leases");
+        assert_eq!(def(ids::CLUSTERROLES).plural, "clusterroles");
+        assert_eq!(def(ids::CLUSTERROLEBINDINGS).plural, "clusterrolebindings");
+        assert_eq!(def(ids::ROLES).plural, "roles");
+        assert_eq!(def(ids::ROLEBINDINGS).plural, "rolebindings");
     }
 
     #[test]

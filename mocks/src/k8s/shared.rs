@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::Authenticator;
 use super::clock::SimClock;
 use super::cluster::Cluster;
 use super::faults::Faults;
@@ -34,6 +35,7 @@ pub(crate) struct Shared {
     pub https: bool,
     pub shutdown: CancellationToken,
     pub wake: Arc<Notify>,
+    pub auth: Authenticator,
 }
 
 impl Shared {

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::auth::Attributes;
 use super::resources::ResourceDef;
 
 /// An API error answered as a `Status` object.
@@ -123,6 +124,52 @@ impl ApiError {
             format!("{kind} {name:?} is invalid: {joined}"),
         )
         .with_details(d)
+    }
+
+    /// 401 as upstream's authentication filter answers it.
+    pub(crate) fn unauthorized() -> Self {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 for `user` denied `attrs`, worded as upstream's `forbiddenMessage` and
+    /// `NewForbidden` word it.
+    pub(crate) fn forbidden(user: &str, attrs: &Attributes) -> Self {
+        let verb = &attrs.verb;
+        let Some(r) = &attrs.resource else {
+            return ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "forbidden: User {user:?} cannot {verb} path {:?}",
+                    attrs.path
+                ),
+            )
+            .with_details(Map::new());
+        };
+        let scope = if r.namespace.is_empty() {
+            "at the cluster scope".to_string()
+        } else {
+            format!("in the namespace {:?}", r.namespace)
+        };
+        let why = format!(
+            "User {user:?} cannot {verb} resource {:?} in API group {:?} {scope}",
+            r.combined(),
+            r.group
+        );
+        let message = if r.name.is_empty() {
+            format!("{} is forbidden: {why}", r.qualified())
+        } else {
+            format!("{} {:?} is forbidden: {why}", r.qualified(), r.name)
+        };
+        let mut d = Map::new();
+        if !r.name.is_empty() {
+            d.insert("name".into(), json!(r.name));
+        }
+        if !r.group.is_empty() {
+            d.insert("group".into(), json!(r.group));
+        }
+        d.insert("kind".into(), json!(r.resource));
+        ApiError::new(403, "Forbidden", message).with_details(d)
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {

@@ -103,6 +103,14 @@ impl Kubectl {
         Kubectl { bin, home }
     }
 
+    /// kubectl authenticating as scenario user `user`.
+    pub fn new_as(bin: PathBuf, sim: &SimHandle, user: &str) -> Kubectl {
+        let home = tempfile::tempdir().unwrap();
+        sim.write_kubeconfig_as(user, home.path().join("config"))
+            .unwrap();
+        Kubectl { bin, home }
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         self.home.path().join("config")
     }

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Node, Pdb, PdbSelector, Pod, Scenario, Workload, WorkloadKind};
+use crate::k8s::auth::bootstrap;
 use crate::k8s::clock::rfc3339;
 use crate::k8s::cluster::{Cluster, NodeSim};
 use crate::k8s::convert;
@@ -94,6 +95,7 @@ pub(crate) fn materialize(sc: &Scenario, c: &mut Cluster) -> Result<()> {
     for p in &sc.pdbs {
         l.pdb(p);
     }
+    l.rbac_defaults();
     for (i, o) in sc.objects.iter().enumerate() {
         l.object(o)
             .map_err(|m| Error::scenario(format!("objects[{i}]"), m))?;
@@ -157,6 +159,24 @@ impl Loader<'_> {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": md,
                 "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
             self.c.store.load(ids::NAMESPACES, obj);
+        }
+    }
+
+    fn rbac_defaults(&mut self) {
+        for (role, groups) in bootstrap::cluster_roles() {
+            let name = objects::s(&role, "metadata.name").to_string();
+            let binding = bootstrap::binding(&name, &groups);
+            for (res, mut v) in [
+                (ids::CLUSTERROLES, role),
+                (ids::CLUSTERROLEBINDINGS, binding),
+            ] {
+                // uid and creationTimestamp as every loaded object has them.
+                let md = self.meta("", &name, None);
+                if let (Some(m), Some(fresh)) = (v["metadata"].as_object_mut(), md.as_object()) {
+                    m.extend(fresh.clone());
+                }
+                self.c.store.load(res, v);
+            }
         }
     }
 

@@ -35,6 +35,9 @@
 
 mod canned;
 pub(crate) mod load;
+mod users;
+
+pub use users::{ADMIN_TOKEN, ADMIN_USER, Anonymous, User};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -99,6 +102,13 @@ pub struct Scenario {
     /// Any other manifests, stored as given (any served group-version, deprecated ones included).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<Value>,
+    /// Users besides the built-in `admin` (their permissions come from RBAC objects in
+    /// [`Scenario::objects`] or created through the API).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<User>,
+    /// What a request without credentials is (default: the admin).
+    #[serde(default, skip_serializing_if = "Anonymous::is_admin")]
+    pub anonymous: Anonymous,
 }
 
 impl Default for Scenario {
@@ -114,6 +124,8 @@ impl Default for Scenario {
             pods: Vec::new(),
             pvcs: Vec::new(),
             objects: Vec::new(),
+            users: Vec::new(),
+            anonymous: Anonymous::Admin,
         }
     }
 }
@@ -198,6 +210,18 @@ impl Scenario {
         self
     }
 
+    /// Adds a user who authenticates with a bearer token.
+    pub fn user(mut self, user: User) -> Self {
+        self.users.push(user);
+        self
+    }
+
+    /// Sets what a request without credentials is treated as.
+    pub fn anonymous(mut self, anonymous: Anonymous) -> Self {
+        self.anonymous = anonymous;
+        self
+    }
+
     /// Parses a YAML scenario and validates it.
     pub fn from_yaml(text: &str) -> Result<Self> {
         let s: Scenario =
@@ -252,6 +276,16 @@ impl Scenario {
         let version = KubeVersion::parse(&self.version)
             .map_err(|e| Error::scenario("version", e.to_string()))?;
         let minor = version.minor;
+        let mut tokens = BTreeSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            u.check(&format!("users[{i}]"))?;
+            if !tokens.insert(u.bearer_token()) {
+                return Err(Error::scenario(
+                    format!("users[{i}].token"),
+                    "two users have the same token",
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         let pools: BTreeSet<&str> = self.pools.iter().map(|p| p.name.as_str()).collect();
         for (i, p) in self.pools.iter().enumerate() {
