@@ -323,3 +323,76 @@ async fn kubectl_auth_can_i_asks_the_same_decision() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_authenticate_as_their_subject() {
+    let sim = Simulator::start(scenario(), SimConfig::fast().tls(true))
+        .await
+        .unwrap();
+    let mut cfg = sim.client_config_with_certificate("kup").unwrap();
+    cfg.default_retry = false;
+    let kup = kube::Client::try_from(cfg).unwrap();
+    let nodes: Api<Node> = Api::all(kup);
+    assert_eq!(
+        nodes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        9
+    );
+    let denied = nodes
+        .patch(
+            "pool-a-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        api_status(denied)
+            .message
+            .contains("User \"kup\" cannot patch resource \"nodes\""),
+    );
+    // The admin's certificate is in system:masters (O), as kubeadm's admin.conf is.
+    let admin =
+        kube::Client::try_from(sim.client_config_with_certificate("admin").unwrap()).unwrap();
+    Api::<Node>::all(admin)
+        .patch(
+            "pool-a-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    // Over plain HTTP there are no certificates to give.
+    let plain = Simulator::start(Scenario::small(), SimConfig::fast())
+        .await
+        .unwrap();
+    assert!(plain.client_certificate_as("admin").is_err());
+
+    if let Some(bin) = kubectl() {
+        let k = Kubectl::new(bin, &sim);
+        std::fs::write(
+            k.kubeconfig(),
+            sim.kubeconfig_yaml_with_certificate("dev").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            k.ok(&["auth", "can-i", "list", "pods", "-n", "default"])
+                .await
+                .trim(),
+            "yes"
+        );
+        let out = k.run(&["get", "pods", "-n", "kube-system"]).await;
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(
+                "pods is forbidden: User \"dev\" cannot list resource \"pods\" in API group \"\" in the namespace \"kube-system\""
+            ),
+            "{out:?}"
+        );
+    }
+    plain.shutdown().await;
+    sim.shutdown().await;
+}

@@ -18,9 +18,10 @@ use super::faults::Faults;
 use super::requests::RequestLog;
 use super::resources::{self, def, ids};
 use super::scenario::{ADMIN_TOKEN, ADMIN_USER, Node, Scenario, load};
+use super::server;
 use super::shared::{Shared, SharedRef};
+use super::tls::{self, ClientCertificate};
 use super::version::KubeVersion;
-use super::{server, tls};
 use crate::{Error, Result};
 
 /// How the simulator runs: transport, simulated time, controller delays.
@@ -178,12 +179,15 @@ impl Simulator {
         );
         load::materialize(&scenario, &mut cluster)?;
         let auth = Authenticator::new(&scenario);
-        let mut tokens: BTreeMap<String, String> = scenario
+        let mut users: BTreeMap<String, (String, Vec<String>)> = scenario
             .users
             .iter()
-            .map(|u| (u.name.clone(), u.bearer_token()))
+            .map(|u| (u.name.clone(), (u.bearer_token(), u.groups.clone())))
             .collect();
-        tokens.insert(ADMIN_USER.to_string(), ADMIN_TOKEN.to_string());
+        users.insert(
+            ADMIN_USER.to_string(),
+            (ADMIN_TOKEN.to_string(), vec!["system:masters".to_string()]),
+        );
         let listener = TcpListener::bind(("127.0.0.1", config.port))
             .await
             .map_err(|e| Error::io(format!("binding 127.0.0.1:{}", config.port), e))?;
@@ -221,8 +225,9 @@ impl Simulator {
                 shared,
                 url,
                 ca_pem: material.as_ref().map(|m| m.ca_pem.clone()),
-                ca_der: material.map(|m| m.ca_der),
-                tokens,
+                ca_der: material.as_ref().map(|m| m.ca_der.clone()),
+                issuer: material.map(|m| m.issuer),
+                users,
                 tasks: Mutex::new(vec![server_task, controller_task]),
             }),
         })
@@ -253,8 +258,10 @@ struct Inner {
     url: String,
     ca_pem: Option<String>,
     ca_der: Option<Vec<u8>>,
-    /// Bearer token by user name (the admin's included).
-    tokens: BTreeMap<String, String>,
+    /// Signs client certificates in HTTPS mode.
+    issuer: Option<rcgen::Issuer<'static, rcgen::KeyPair>>,
+    /// Bearer token and groups by user name (the admin's included).
+    users: BTreeMap<String, (String, Vec<String>)>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -314,25 +321,69 @@ impl SimHandle {
         Ok(self.kubeconfig_yaml_for(self.token_of(user)?))
     }
 
+    fn user(&self, user: &str) -> Result<&(String, Vec<String>)> {
+        self.inner.users.get(user).ok_or_else(|| {
+            Error::invalid(
+                "user",
+                format!(
+                    "{user:?} is not a user of this simulator (known: {})",
+                    self.inner
+                        .users
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+    }
+
     fn token_of(&self, user: &str) -> Result<&str> {
-        self.inner
-            .tokens
-            .get(user)
-            .map(String::as_str)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "user",
-                    format!(
-                        "{user:?} is not a user of this simulator (known: {})",
-                        self.inner
-                            .tokens
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })
+        Ok(self.user(user)?.0.as_str())
+    }
+
+    /// A client certificate for `user` (CN) in its scenario groups (O), signed by the
+    /// simulator's CA; HTTPS mode only. The certificate authenticates as that user whatever
+    /// its token.
+    pub fn client_certificate_as(&self, user: &str) -> Result<ClientCertificate> {
+        let groups = &self.user(user)?.1;
+        let issuer = self.inner.issuer.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "tls",
+                "client certificates need the HTTPS mode (SimConfig::tls(true))",
+            )
+        })?;
+        tls::client_certificate(issuer, user, groups)
+    }
+
+    /// [`SimHandle::kubeconfig_yaml`] authenticating with a client certificate for `user`
+    /// (see [`SimHandle::client_certificate_as`]).
+    pub fn kubeconfig_yaml_with_certificate(&self, user: &str) -> Result<String> {
+        use base64::Engine;
+        let cert = self.client_certificate_as(user)?;
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let yaml = self.kubeconfig_yaml_for("");
+        Ok(yaml.replace(
+            "    token: \n",
+            &format!(
+                "    client-certificate-data: {}\n    client-key-data: {}\n",
+                b64(&cert.cert_pem),
+                b64(&cert.key_pem)
+            ),
+        ))
+    }
+
+    /// [`SimHandle::client_config`] authenticating with a client certificate for `user`.
+    pub fn client_config_with_certificate(&self, user: &str) -> Result<kube::Config> {
+        use base64::Engine;
+        let cert = self.client_certificate_as(user)?;
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let mut cfg = self.config_with("");
+        cfg.auth_info.token = None;
+        // Kubeconfig `*-data` fields: base64 of the PEM.
+        cfg.auth_info.client_certificate_data = Some(b64(&cert.cert_pem));
+        cfg.auth_info.client_key_data = Some(b64(&cert.key_pem).into());
+        Ok(cfg)
     }
 
     fn kubeconfig_yaml_for(&self, token: &str) -> String {

@@ -57,6 +57,8 @@ pub(crate) struct Req {
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The user (CN) and groups (O) of the connection's verified client certificate.
+    pub client_certificate: Option<(String, Vec<String>)>,
 }
 
 impl Req {
@@ -81,6 +83,7 @@ impl Req {
             query,
             headers,
             body,
+            client_certificate: None,
         }
     }
 

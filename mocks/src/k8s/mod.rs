@@ -33,7 +33,9 @@
 //! table in [`SimHandle`]'s crate docs below), e.g.
 //! `curl -X POST $URL/_sim/nodes/w1/kubelet-version -d '{"version":"v1.34.1"}'`.
 //!
-//! Authentication and authorization: bearer tokens name users (the built-in `admin` in
+//! Authentication and authorization: client certificates of the simulator's CA in HTTPS mode
+//! (CN the user, O its groups; [`SimHandle::client_certificate_as`]) and bearer tokens name
+//! users (the built-in `admin` in
 //! `system:masters`, whose token [`SimHandle::client_config`] and
 //! [`SimHandle::kubeconfig_yaml`] carry, and the [`Scenario::user`]s); RBAC objects
 //! (Roles, ClusterRoles and their bindings, stored like any other object, plus the defaults
@@ -108,4 +110,5 @@ pub use scenario::{
     ADMIN_TOKEN, ADMIN_USER, Anonymous, IntOrPercent, Node, Pdb, PdbSelector, Pod, Pool, Pvc,
     Scenario, Taint, User, Workload, WorkloadKind,
 };
+pub use tls::ClientCertificate;
 pub use version::KubeVersion;

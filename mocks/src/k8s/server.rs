@@ -21,6 +21,7 @@ use super::http::{self as h, Req, Resp};
 use super::requests::RequestRecord;
 use super::shared::SharedRef;
 use super::status::ApiError;
+use super::tls;
 
 /// A TCP stream that can be made to end with a reset (RST) instead of a clean close.
 struct ResettableTcp {
@@ -98,24 +99,36 @@ pub(crate) async fn serve(listener: TcpListener, sh: SharedRef, tls: Option<TlsA
             match tls {
                 Some(acceptor) => {
                     if let Ok(s) = acceptor.accept(io).await {
-                        connection(TokioIo::new(s), sh, reset).await;
+                        // The verifier accepted only certificates of the simulator's CA.
+                        let peer = s
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .and_then(|c| tls::subject_of(c));
+                        connection(TokioIo::new(s), sh, reset, peer).await;
                     }
                 }
-                None => connection(TokioIo::new(io), sh, reset).await,
+                None => connection(TokioIo::new(io), sh, reset, None).await,
             }
         });
     }
 }
 
-async fn connection<I>(io: I, sh: SharedRef, reset: Arc<AtomicBool>)
-where
+async fn connection<I>(
+    io: I,
+    sh: SharedRef,
+    reset: Arc<AtomicBool>,
+    peer: Option<(String, Vec<String>)>,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let shutdown = sh.shutdown.clone();
     let svc = service_fn(move |req: hyper::Request<Incoming>| {
         let sh = sh.clone();
         let reset = reset.clone();
-        async move { serve_one(sh, reset, req).await }
+        let peer = peer.clone();
+        async move { serve_one(sh, reset, req, peer).await }
     });
     let conn = http1::Builder::new()
         .keep_alive(true)
@@ -134,6 +147,7 @@ async fn serve_one(
     sh: SharedRef,
     reset: Arc<AtomicBool>,
     req: hyper::Request<Incoming>,
+    peer: Option<(String, Vec<String>)>,
 ) -> Result<Resp, std::io::Error> {
     let started = Instant::now();
     let at = jiff::Timestamp::now();
@@ -185,13 +199,14 @@ async fn serve_one(
             )));
         }
     };
-    let req = Req::new(
+    let mut req = Req::new(
         parts.method,
         path.clone(),
         raw_query.clone(),
         parts.headers,
         bytes,
     );
+    req.client_certificate = peer;
     let resp = api::handle(&sh, &req);
     if !control {
         sh.requests.record(record(resp.status().as_u16()));

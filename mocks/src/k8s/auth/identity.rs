@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use http::{HeaderMap, header};
 
+use super::super::http::Req;
 use super::super::scenario::{ADMIN_TOKEN, ADMIN_USER, Anonymous, Scenario};
 use super::super::status::ApiError;
 
@@ -72,9 +73,25 @@ impl Authenticator {
         }
     }
 
-    /// The identity of a request: its bearer token's user, else the anonymous identity. A
-    /// token nobody has is refused, as upstream's token authenticator refuses it.
-    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+    /// The identity of a request: its client certificate's subject, else its bearer token's
+    /// user, else the anonymous identity (upstream's order of authenticators).
+    pub(crate) fn authenticate(&self, req: &Req) -> Result<Identity, ApiError> {
+        if let Some((name, groups)) = &req.client_certificate {
+            let mut groups = groups.clone();
+            if !groups.iter().any(|g| g == AUTHENTICATED) {
+                groups.push(AUTHENTICATED.to_string());
+            }
+            return Ok(Identity {
+                name: name.clone(),
+                groups,
+            });
+        }
+        self.authenticate_headers(&req.headers)
+    }
+
+    /// A bearer token's user, else the anonymous identity. A token nobody has is refused, as
+    /// upstream's token authenticator refuses it.
+    fn authenticate_headers(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -121,19 +138,27 @@ mod tests {
             .user(User::new("kup").group("ops"))
             .anonymous(Anonymous::Disabled);
         let a = Authenticator::new(&sc);
-        let kup = a.authenticate(&with_token("kup-token")).unwrap();
+        let kup = a.authenticate_headers(&with_token("kup-token")).unwrap();
         assert_eq!(kup.name, "kup");
         assert_eq!(kup.groups, vec!["ops", AUTHENTICATED]);
         assert!(
-            a.authenticate(&with_token(ADMIN_TOKEN))
+            a.authenticate_headers(&with_token(ADMIN_TOKEN))
                 .unwrap()
                 .is_privileged()
         );
-        assert_eq!(a.authenticate(&with_token("nope")).unwrap_err().code, 401);
-        assert_eq!(a.authenticate(&HeaderMap::new()).unwrap_err().code, 401);
+        assert_eq!(
+            a.authenticate_headers(&with_token("nope"))
+                .unwrap_err()
+                .code,
+            401
+        );
+        assert_eq!(
+            a.authenticate_headers(&HeaderMap::new()).unwrap_err().code,
+            401
+        );
         let open = Authenticator::new(&Scenario::new());
         assert!(
-            open.authenticate(&HeaderMap::new())
+            open.authenticate_headers(&HeaderMap::new())
                 .unwrap()
                 .is_privileged()
         );

@@ -16,7 +16,7 @@ use super::status::ApiError;
 
 /// Authenticates `req` and authorizes what it asks: the identity, or the 401/403 to answer.
 pub(crate) fn admit(sh: &Shared, req: &Req) -> Result<Identity, ApiError> {
-    let who = impersonate(sh, req, sh.auth.authenticate(&req.headers)?)?;
+    let who = impersonate(sh, req, sh.auth.authenticate(req)?)?;
     if who.is_privileged() {
         return Ok(who);
     }
