@@ -58,18 +58,18 @@ fn as_user(sim: &SimHandle, user: &str) -> kube::Client {
 async fn status_of(sim: &SimHandle, token: Option<&str>, path: &str) -> (u16, Value) {
     let mut cfg = sim.client_config();
     cfg.auth_info.token = token.map(|t| t.to_string().into());
-    let client = kube::Client::try_from(cfg).unwrap();
-    let req = http::Request::get(path).body(Vec::new()).unwrap();
-    let resp = client
-        .send(req.map(kube::client::Body::from))
+    common::get_json(cfg, path).await
+}
+
+/// Cordons `pool-a-1` through `nodes`.
+async fn cordon(nodes: &Api<Node>) -> kube::Result<Node> {
+    nodes
+        .patch(
+            "pool-a-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
         .await
-        .unwrap();
-    let code = resp.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 fn api_status(e: kube::Error) -> kube::core::Status {
@@ -96,14 +96,7 @@ async fn rbac_decides_every_request_with_upstream_status_bodies() {
         9
     );
 
-    let denied = nodes
-        .patch(
-            "pool-a-1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
-        )
-        .await
-        .unwrap_err();
+    let denied = cordon(&nodes).await.unwrap_err();
     let s = api_status(denied);
     assert_eq!(s.code, 403);
     assert_eq!(s.reason, "Forbidden");
@@ -223,14 +216,7 @@ async fn rbac_decides_every_request_with_upstream_status_bodies() {
     )
     .await
     .unwrap();
-    nodes
-        .patch(
-            "pool-a-1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
-        )
-        .await
-        .unwrap();
+    cordon(&nodes).await.unwrap();
     sim.shutdown().await;
 }
 
@@ -342,14 +328,7 @@ async fn client_certificates_authenticate_as_their_subject() {
             .len(),
         9
     );
-    let denied = nodes
-        .patch(
-            "pool-a-1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
-        )
-        .await
-        .unwrap_err();
+    let denied = cordon(&nodes).await.unwrap_err();
     assert!(
         api_status(denied)
             .message
@@ -358,14 +337,7 @@ async fn client_certificates_authenticate_as_their_subject() {
     // The admin's certificate is in system:masters (O), as kubeadm's admin.conf is.
     let admin =
         kube::Client::try_from(sim.client_config_with_certificate("admin").unwrap()).unwrap();
-    Api::<Node>::all(admin)
-        .patch(
-            "pool-a-1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
-        )
-        .await
-        .unwrap();
+    cordon(&Api::<Node>::all(admin)).await.unwrap();
     // Over plain HTTP there are no certificates to give.
     let plain = Simulator::start(Scenario::small(), SimConfig::fast())
         .await

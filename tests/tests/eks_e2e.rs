@@ -141,7 +141,20 @@ async fn upgrades_two_minors_with_node_groups_and_addons_and_validates() {
             node["metadata"]["name"]
         );
         assert_ne!(node["spec"]["unschedulable"], true);
+        // Replacements are EC2 instances as the AWS cloud provider registers them.
+        let labels = &node["metadata"]["labels"];
+        let zone = labels["topology.kubernetes.io/zone"].as_str().unwrap();
+        assert!(zone.starts_with("us-west-2"), "{labels}");
+        assert_eq!(labels["node.kubernetes.io/instance-type"], "m5.large");
+        let id = node["spec"]["providerID"].as_str().unwrap();
+        assert!(id.starts_with(&format!("aws:///{zone}/i-0")), "{id}");
     }
+    let ids: std::collections::BTreeSet<String> = sim
+        .nodes()
+        .iter()
+        .map(|n| n["spec"]["providerID"].to_string())
+        .collect();
+    assert_eq!(ids.len(), sim.nodes().len(), "one instance per node");
     let app_deletions: Vec<_> = sim
         .pod_deletions()
         .into_iter()

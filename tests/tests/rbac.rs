@@ -113,64 +113,46 @@ async fn an_upgrade_runs_under_exactly_the_shipped_roles() {
     h.sim.shutdown().await;
 }
 
+/// With the shipped roles changed by `edit`, the run fails and its error contains `denied`.
+async fn fails_naming(edit: impl FnOnce(&mut Vec<Value>), denied: &str) {
+    let h = SimCluster::start_as("prod", setup(edit), Some("kup")).await;
+    let outcome = run_as_kup(&h).await;
+    let text = match &outcome {
+        Ok(report) => format!("{report:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        outcome
+            .as_ref()
+            .map_or(true, |r| r.outcome != Outcome::Succeeded),
+        "{text}"
+    );
+    assert!(text.contains(denied), "{text}");
+    h.sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_patch_on_nodes_the_run_fails_naming_it() {
-    let h = SimCluster::start_as(
-        "prod",
-        setup(|roles| {
+    fails_naming(
+        |roles| {
             let nodes = kup_rules(roles)
                 .iter_mut()
                 .find(|r| r["resources"] == json!(["nodes"]))
                 .unwrap();
             nodes["verbs"] = json!(["get", "list", "watch"]);
-        }),
-        Some("kup"),
+        },
+        "cannot patch resource \"nodes\" in API group \"\" at the cluster scope",
     )
     .await;
-    let outcome = run_as_kup(&h).await;
-    let text = match &outcome {
-        Ok(report) => format!("{report:?}"),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        outcome
-            .as_ref()
-            .map_or(true, |r| r.outcome != Outcome::Succeeded),
-        "{text}"
-    );
-    assert!(
-        text.contains("cannot patch resource \"nodes\" in API group \"\" at the cluster scope"),
-        "{text}"
-    );
-    h.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_evictions_the_run_fails_naming_them() {
-    let h = SimCluster::start_as(
-        "prod",
-        setup(|roles| {
-            kup_rules(roles).retain(|r| r["resources"] != json!(["pods/eviction"]));
-        }),
-        Some("kup"),
+    fails_naming(
+        |roles| kup_rules(roles).retain(|r| r["resources"] != json!(["pods/eviction"])),
+        "cannot create resource \"pods/eviction\"",
     )
     .await;
-    let outcome = run_as_kup(&h).await;
-    let text = match &outcome {
-        Ok(report) => format!("{report:?}"),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        outcome
-            .as_ref()
-            .map_or(true, |r| r.outcome != Outcome::Succeeded),
-        "{text}"
-    );
-    assert!(
-        text.contains("cannot create resource \"pods/eviction\""),
-        "{text}"
-    );
-    h.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 //! PodDisruptionBudgets.
 
 use super::roll::NODEGROUP_LABEL;
-use crate::k8s::{Pdb, Pool, Pvc, Scenario, Workload};
+use crate::k8s::{AwsPlacement, Pdb, Pool, Pvc, Scenario, Workload};
 
 const CRITICAL: &str = "system-cluster-critical";
 const NODE_CRITICAL: &str = "system-node-critical";
@@ -23,13 +23,15 @@ pub fn demo_scenario() -> Scenario {
             Pool::new("system", 2)
                 .prefix("ip-10-0-1")
                 .kubelet_version(kubelet)
-                .label("eks.amazonaws.com/capacityType", "ON_DEMAND"),
+                .label("eks.amazonaws.com/capacityType", "ON_DEMAND")
+                .aws(AwsPlacement::new("us-west-2", "m5.large")),
         )
         .pool(
             Pool::new("apps", 3)
                 .prefix("ip-10-0-2")
                 .kubelet_version(kubelet)
-                .label("eks.amazonaws.com/capacityType", "ON_DEMAND"),
+                .label("eks.amazonaws.com/capacityType", "ON_DEMAND")
+                .aws(AwsPlacement::new("us-west-2", "m5.large")),
         )
         .workload(
             Workload::daemon_set("kube-system", "aws-node")

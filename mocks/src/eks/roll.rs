@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::Inner;
 use super::state::UpdateTarget;
-use crate::k8s::{Node, SimHandle};
+use crate::k8s::{AwsPlacement, Node, SimHandle};
 
 /// The label EKS puts on every node of a managed node group.
 pub const NODEGROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
@@ -62,6 +62,19 @@ async fn roll_on(
         Err(e) => return Err(vec![internal(&ng, e)]),
     };
     let _ = target;
+    // Replacements land where the group's nodes are: same region and instance type.
+    let placement = sim
+        .nodes()
+        .iter()
+        .find(|n| n["metadata"]["labels"][NODEGROUP_LABEL] == ng.as_str())
+        .and_then(|n| {
+            let labels = &n["metadata"]["labels"];
+            Some(AwsPlacement::new(
+                labels["topology.kubernetes.io/region"].as_str()?,
+                labels["node.kubernetes.io/instance-type"].as_str()?,
+            ))
+        });
+    let mut placed = 0usize;
     for chunk in old.chunks(batch.max(1) as usize) {
         // Scale up: replacements join at the new version before anything is drained.
         let mut joined = Vec::new();
@@ -72,6 +85,11 @@ async fn roll_on(
                 .kubelet_version(kubelet.clone())
                 .label(NODEGROUP_LABEL, ng.clone())
                 .label("eks.amazonaws.com/capacityType", "ON_DEMAND");
+            let node = match &placement {
+                Some(p) => node.aws(p, placed),
+                None => node,
+            };
+            placed += 1;
             if let Err(e) = sim.add_node(node) {
                 return Err(vec![(
                     "NodeCreationFailure".into(),

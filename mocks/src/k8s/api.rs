@@ -584,7 +584,83 @@ pub(crate) struct Page {
     pub remaining: Option<usize>,
 }
 
-/// Lists with selectors, `limit` and `continue` (pages are cut by key, so they are stable).
+/// `resourceVersion` and `resourceVersionMatch` of a list, validated as upstream's
+/// `ValidateListOptions` does: `Some((rv, exact))` when a version is asked for.
+fn check_rv_match(req: &Req) -> Result<Option<(u64, bool)>, ApiError> {
+    let rv = req.q("resourceVersion").filter(|v| !v.is_empty());
+    let matching = req.q("resourceVersionMatch").filter(|v| !v.is_empty());
+    let mut errs: Vec<(&str, &str, String)> = Vec::new();
+    if let Some(m) = matching {
+        let forbidden = |why: &str| {
+            (
+                "resourceVersionMatch",
+                "FieldValueForbidden",
+                format!("Forbidden: {why}"),
+            )
+        };
+        if rv.is_none() {
+            errs.push(forbidden(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if req.q("continue").is_some_and(|c| !c.is_empty()) {
+            errs.push(forbidden(
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if m != "Exact" && m != "NotOlderThan" {
+            errs.push((
+                "resourceVersionMatch",
+                "FieldValueNotSupported",
+                format!(
+                    "Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
+                ),
+            ));
+        }
+        if m == "Exact" && rv == Some("0") {
+            errs.push(forbidden(
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid_kind(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            &errs,
+        ));
+    }
+    match rv.filter(|v| *v != "0") {
+        None => Ok(None),
+        Some(v) => {
+            let n = v
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?;
+            Ok(Some((n, matching == Some("Exact"))))
+        }
+    }
+}
+
+/// 504 for a version the server has not reached, as the watch cache answers it.
+fn too_large(asked: u64, current: u64) -> ApiError {
+    let mut e = ApiError::new(
+        504,
+        "Timeout",
+        format!("Too large resource version: {asked}, current: {current}"),
+    )
+    .with_details(
+        json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    e.retry_after = Some(1);
+    e
+}
+
+/// Lists with selectors, `limit` and `continue` (pages are cut by key, so they are stable;
+/// a continued page reads the state at the first page's resourceVersion).
 pub(crate) fn page(c: &Cluster, t: &Target, req: &Req) -> Result<Page, ApiError> {
     let sel = Selectors::parse(t.res, req)?;
     let limit = match req.q("limit") {
@@ -593,8 +669,10 @@ pub(crate) fn page(c: &Cluster, t: &Target, req: &Req) -> Result<Page, ApiError>
             .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
         _ => 0,
     };
-    let (rv, after) = match req.q("continue").filter(|c| !c.is_empty()) {
+    let current = c.store.rv();
+    let (rv, after, at) = match req.q("continue").filter(|c| !c.is_empty()) {
         Some(tok) => {
+            check_rv_match(req)?;
             let (rv, key) = decode_continue(tok)?;
             if rv < c.store.oldest_rv() {
                 let mut e = ApiError::gone(
@@ -603,25 +681,42 @@ pub(crate) fn page(c: &Cluster, t: &Target, req: &Req) -> Result<Page, ApiError>
                 e.details = None;
                 return Err(e);
             }
-            (rv, Some(key))
+            (rv, Some(key), Some(rv))
         }
-        None => (c.store.rv(), None),
+        None => {
+            let wanted = check_rv_match(req)?;
+            match wanted {
+                Some((n, _)) if n > current => return Err(too_large(n, current)),
+                Some((n, true)) => (n, None, Some(n)),
+                _ => (current, None, None),
+            }
+        }
     };
     let ns = t.ns.as_deref();
-    let node_index = if t.res == ids::PODS {
+    // A continued list, or one at an exact resourceVersion, reads the state at that version.
+    let snapshot = match at.filter(|a| *a < current) {
+        Some(a) => Some(c.store.snapshot(t.res, ns, a).map_err(|_| {
+            let mut e = ApiError::gone("The resourceVersion for the provided list is too old.");
+            e.details = None;
+            e
+        })?),
+        None => None,
+    };
+    let node_index = if t.res == ids::PODS && snapshot.is_none() {
         sel.fields.required("spec.nodeName")
     } else {
         None
     };
-    let candidates: Box<dyn Iterator<Item = Arc<Stored>>> = match node_index {
-        Some(node) => Box::new(
+    let candidates: Box<dyn Iterator<Item = Arc<Stored>>> = match (&snapshot, node_index) {
+        (Some(objects), _) => Box::new(objects.values().cloned()),
+        (None, Some(node)) => Box::new(
             c.store
                 .pods_on_node(node)
                 .into_iter()
                 .filter(move |(pns, _)| ns.is_none_or(|n| n == pns))
                 .filter_map(|(pns, pname)| c.store.get(ids::PODS, &pns, &pname).cloned()),
         ),
-        None => Box::new(c.store.list(t.res, ns).cloned()),
+        (None, None) => Box::new(c.store.list(t.res, ns).cloned()),
     };
     let mut items = Vec::new();
     let mut cont = None;

@@ -111,6 +111,7 @@ pub(crate) struct Dirty {
     pub daemonsets: bool,
     pub scheduling: bool,
     pub nodes_ready: BTreeSet<String>,
+    pub node_taints: BTreeSet<String>,
     pub namespaces: BTreeSet<String>,
     pub gc_uids: Vec<String>,
 }
@@ -311,6 +312,7 @@ impl Cluster {
                 self.dirty.daemonsets = true;
                 self.dirty.scheduling = true;
                 if let Some(n) = new {
+                    self.dirty.node_taints.insert(n.meta.name.clone());
                     let ready_now = node_ready(&n.value());
                     let ready_before = prev.is_some_and(|p| node_ready(&p.value()));
                     if ready_now && !ready_before {
@@ -811,6 +813,9 @@ impl Cluster {
                 at: now,
                 grace_period_seconds: grace,
             });
+        }
+        if !already && !facts.node.is_empty() && !objects::pod_terminal(&facts.phase) {
+            self.record_killing(&v);
         }
         if grace == 0 && finalizers(&v).is_empty() {
             let gone = self.purge(ids::PODS, &ns, &name).unwrap_or(old);

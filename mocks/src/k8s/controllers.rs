@@ -38,6 +38,11 @@ impl Cluster {
                 self.clean_namespace(&ns);
                 did = true;
             }
+            let tainted = std::mem::take(&mut self.dirty.node_taints);
+            for n in tainted {
+                self.sync_node_taints(&n);
+                did = true;
+            }
             let ready_nodes = std::mem::take(&mut self.dirty.nodes_ready);
             for n in ready_nodes {
                 self.node_became_ready(&n);
@@ -244,6 +249,7 @@ impl Cluster {
             let now = self.now_str();
             match self.pick_node(&v, &nodes) {
                 Some(node) => {
+                    self.record_scheduled(&v, &node);
                     objects::set(&mut v, "spec.nodeName", json!(node));
                     objects::set_condition(&mut v, "PodScheduled", "True", "", "", &now);
                     if let Some(c) = v

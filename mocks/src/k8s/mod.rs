@@ -61,11 +61,19 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Known differences from a real API server: a continued list reads the current state (not a
-//! snapshot at the first page's resourceVersion); version conversion only rewrites `apiVersion`
+//! Lists: a continued list reads the state at its first page's resourceVersion (410 Expired
+//! once the retained history, [`SimConfig::watch_history`], no longer reaches it), and
+//! `resourceVersion`/`resourceVersionMatch` give upstream's Exact, NotOlderThan, 410, 504 and
+//! 422 answers. The node lifecycle controller keeps the `node.kubernetes.io/*` taints of
+//! cordoned, NotReady and pressured nodes in `spec.taints`; the scheduler (`Scheduled`), the
+//! kubelets (`Killing`, `NodeNotSchedulable`, `NodeReady`…) and the node controller
+//! (`NodeNotReady`) record Events.
+//!
+//! Known differences from a real API server: version conversion only rewrites `apiVersion`
 //! (plus the PDB empty-selector rule between policy/v1 and v1beta1); server-side apply is a
 //! strategic merge without field ownership; Jobs and CronJobs have no controller; RBAC has no
-//! ClusterRole aggregation; protobuf request bodies are decoded only for access reviews.
+//! ClusterRole aggregation; protobuf request bodies are decoded only for access reviews;
+//! DaemonSets ignore the lifecycle controller's taints; Events never expire.
 
 mod api;
 mod auth;
@@ -76,11 +84,13 @@ mod controllers;
 mod convert;
 mod discovery;
 mod disruption;
+mod events;
 mod eviction;
 mod faults;
 mod handle;
 mod health;
 mod http;
+mod node_lifecycle;
 mod nodes;
 mod objects;
 mod patch;
@@ -107,8 +117,8 @@ pub use faults::{Fault, FaultAction, FaultId, FaultTrigger, Faults};
 pub use handle::{SimConfig, SimHandle, Simulator};
 pub use requests::{RequestLog, RequestRecord};
 pub use scenario::{
-    ADMIN_TOKEN, ADMIN_USER, Anonymous, IntOrPercent, Node, Pdb, PdbSelector, Pod, Pool, Pvc,
-    Scenario, Taint, User, Workload, WorkloadKind,
+    ADMIN_TOKEN, ADMIN_USER, Anonymous, AwsPlacement, IntOrPercent, Node, Pdb, PdbSelector, Pod,
+    Pool, Pvc, Scenario, Taint, User, Workload, WorkloadKind,
 };
 pub use tls::ClientCertificate;
 pub use version::KubeVersion;

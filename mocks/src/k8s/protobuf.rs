@@ -73,15 +73,16 @@ fn text(b: &[u8]) -> Value {
     json!(String::from_utf8_lossy(b))
 }
 
-/// A message of string fields as a JSON object (`names[i]` is field `i + 1`); repeated
-/// fields named in `lists` become arrays.
+/// A message of string fields as a JSON object (`names[i]` is field `i + 1`, an empty name
+/// skips the field); repeated fields named in `lists` become arrays.
 fn strings(b: &[u8], names: &[&str], lists: &[&str]) -> Option<Value> {
     let mut m = Map::new();
     for (k, f) in fields(b)? {
         let (Some(name), Field::Bytes(v)) = (
             usize::try_from(k)
                 .ok()
-                .and_then(|k| names.get(k.checked_sub(1)?)),
+                .and_then(|k| names.get(k.checked_sub(1)?))
+                .filter(|n| !n.is_empty()),
             f,
         ) else {
             continue;

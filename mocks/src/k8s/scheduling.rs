@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::cluster::Cluster;
+use super::node_lifecycle;
 use super::objects::{self, s};
 use super::resources::ids;
 use super::selector::LabelSelector;
@@ -38,6 +39,8 @@ impl NodeFacts {
             .and_then(Value::as_array)
             .map(|ts| {
                 ts.iter()
+                    // The lifecycle controller's taints are derived below from the node itself.
+                    .filter(|t| !node_lifecycle::controller_owned(s(t, "key")))
                     .map(|t| Taint {
                         key: s(t, "key").to_string(),
                         value: s(t, "value").to_string(),

@@ -93,23 +93,33 @@ impl ApiError {
 
     /// 422 with one cause per `(field, reason, message)`.
     pub(crate) fn invalid(def: &ResourceDef, name: &str, errs: &[(&str, &str, String)]) -> Self {
+        ApiError::invalid_kind(def.kind, def.group, name, errs)
+    }
+
+    /// 422 for `kind` of `group` (`ListOptions` of `meta.k8s.io`…), as `NewInvalid` words it.
+    pub(crate) fn invalid_kind(
+        kind: &str,
+        group: &str,
+        name: &str,
+        errs: &[(&str, &str, String)],
+    ) -> Self {
         let texts: Vec<String> = errs.iter().map(|(f, _, m)| format!("{f}: {m}")).collect();
         let joined = if texts.len() == 1 {
             texts[0].clone()
         } else {
             format!("[{}]", texts.join(", "))
         };
-        let kind = if def.group.is_empty() {
-            def.kind.to_string()
+        let qualified = if group.is_empty() {
+            kind.to_string()
         } else {
-            format!("{}.{}", def.kind, def.group)
+            format!("{kind}.{group}")
         };
         let mut d = Map::new();
         d.insert("name".into(), json!(name));
-        if !def.group.is_empty() {
-            d.insert("group".into(), json!(def.group));
+        if !group.is_empty() {
+            d.insert("group".into(), json!(group));
         }
-        d.insert("kind".into(), json!(def.kind));
+        d.insert("kind".into(), json!(kind));
         d.insert(
             "causes".into(),
             Value::Array(
@@ -121,7 +131,7 @@ impl ApiError {
         ApiError::new(
             422,
             "Invalid",
-            format!("{kind} {name:?} is invalid: {joined}"),
+            format!("{qualified} {name:?} is invalid: {joined}"),
         )
         .with_details(d)
     }

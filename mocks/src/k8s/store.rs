@@ -357,6 +357,45 @@ impl Store {
         self.tx.subscribe()
     }
 
+    /// The objects of `res` (in namespace `ns`, all when `None`) as they were at `rv`: the
+    /// current ones with every later change undone. `Err(oldest)` when the history no longer
+    /// reaches back to `rv`.
+    pub(crate) fn snapshot(
+        &self,
+        res: ResId,
+        ns: Option<&str>,
+        rv: u64,
+    ) -> Result<BTreeMap<ObjKey, Arc<Stored>>, u64> {
+        let later = self.changes_since(rv)?;
+        let mut objects: BTreeMap<ObjKey, Arc<Stored>> =
+            self.list(res, ns).map(|o| (o.key(), o.clone())).collect();
+        let in_scope = |o: &Stored| ns.is_none_or(|n| o.meta.namespace == n);
+        for change in later
+            .iter()
+            .rev()
+            .filter(|c| c.res == res && in_scope(&c.obj))
+        {
+            let key = change.obj.key();
+            match change.kind {
+                ChangeType::Added => {
+                    objects.remove(&key);
+                }
+                ChangeType::Modified => match &change.prev {
+                    Some(prev) => {
+                        objects.insert(key, prev.clone());
+                    }
+                    None => {
+                        objects.remove(&key);
+                    }
+                },
+                ChangeType::Deleted => {
+                    objects.insert(key, change.prev.clone().unwrap_or(change.obj.clone()));
+                }
+            }
+        }
+        Ok(objects)
+    }
+
     /// Changes after `rv`, or `Err(oldest)` when `rv` is older than the retained history.
     pub(crate) fn changes_since(&self, rv: u64) -> Result<Vec<Arc<Change>>, u64> {
         if rv < self.oldest_rv {
@@ -401,6 +440,12 @@ mod tests {
         assert_eq!(gone.value()["metadata"]["resourceVersion"], "5");
         assert!(s.changes_since(1).is_err(), "history holds only 3 changes");
         assert_eq!(s.changes_since(3).unwrap().len(), 2);
+        // At rv 3 there were a and b, both on n1; after it b moved and a went.
+        let at3 = s.snapshot(ids::PODS, Some("ns"), 3).unwrap();
+        assert_eq!(at3.len(), 2);
+        assert_eq!(at3[&("ns".to_string(), "b".to_string())].meta.rv, 3);
+        assert_eq!(at3[&("ns".to_string(), "a".to_string())].meta.rv, 2);
+        assert!(s.snapshot(ids::PODS, None, 1).is_err());
         s.compact();
         assert!(s.changes_since(4).is_err());
         assert!(s.changes_since(5).unwrap().is_empty());

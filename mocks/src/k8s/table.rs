@@ -135,6 +135,21 @@ fn columns(res: ResId) -> Vec<Col> {
             col("VolumeMode", "string", 1),
         ],
         ids::LEASES => vec![NAME, col("Holder", "string", 0), AGE],
+        ids::EVENTS => vec![
+            col("Last Seen", "string", 0),
+            col("Type", "string", 0),
+            col("Reason", "string", 0),
+            col("Object", "string", 0),
+            col("Subobject", "string", 1),
+            col("Source", "string", 1),
+            col("Message", "string", 0),
+            col("First Seen", "string", 1),
+            col("Count", "string", 1),
+            Col {
+                priority: 1,
+                ..NAME
+            },
+        ],
         ids::PRIORITYCLASSES => vec![
             NAME,
             col("Value", "integer", 0),
@@ -503,6 +518,33 @@ fn cells(res: ResId, v: &Value, now: Timestamp) -> Vec<Value> {
             ]
         }
         ids::LEASES => vec![name, or_none(s(v, "spec.holderIdentity")), age(v, now)],
+        ids::EVENTS => {
+            let since = |field: &str| match parse_time(s(v, field)) {
+                Some(t) => json!(human_duration(now.duration_since(t).as_secs())),
+                None => json!("<unknown>"),
+            };
+            let source = [s(v, "source.component"), s(v, "source.host")]
+                .into_iter()
+                .filter(|x| !x.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                since("lastTimestamp"),
+                json!(s(v, "type")),
+                json!(s(v, "reason")),
+                json!(format!(
+                    "{}/{}",
+                    s(v, "involvedObject.kind").to_ascii_lowercase(),
+                    s(v, "involvedObject.name")
+                )),
+                json!(s(v, "involvedObject.fieldPath")),
+                json!(source),
+                json!(s(v, "message")),
+                since("firstTimestamp"),
+                json!(objects::int(v, "count").unwrap_or(1).to_string()),
+                name,
+            ]
+        }
         ids::PRIORITYCLASSES => vec![
             name,
             json!(i("value")),

@@ -153,3 +153,23 @@ pub fn code(e: &kube::Error) -> u16 {
         _ => 0,
     }
 }
+
+/// A GET through `client` (kube's retries off, so 5xx answers are seen): code and JSON body.
+pub async fn get_json(mut config: kube::Config, path: &str) -> (u16, serde_json::Value) {
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        code,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}

@@ -126,7 +126,8 @@ fn subject_matches(sub: &Value, ns: &str, who: &Identity) -> bool {
     }
 }
 
-fn strings(rule: &Value, key: &str) -> Vec<String> {
+/// The strings of list `key` of `rule` (an absent or malformed list is empty).
+pub(crate) fn strings(rule: &Value, key: &str) -> Vec<String> {
     rule.get(key)
         .and_then(Value::as_array)
         .map(|a| {

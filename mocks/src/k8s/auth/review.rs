@@ -74,16 +74,7 @@ pub(crate) fn answer(
     let subject = if d.kind == "SelfSubjectAccessReview" {
         who.clone()
     } else {
-        let groups: Vec<String> = spec
-            .get("groups")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let groups = rbac::strings(&spec, "groups");
         let user = s(&spec, "user").to_string();
         if user.is_empty() && groups.is_empty() {
             return Err(invalid(

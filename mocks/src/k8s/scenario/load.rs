@@ -104,6 +104,13 @@ pub(crate) fn materialize(sc: &Scenario, c: &mut Cluster) -> Result<()> {
     let c = l.c;
     c.dirty.daemonsets = true;
     c.dirty.scheduling = true;
+    let nodes: Vec<String> = c
+        .store
+        .table(ids::NODES)
+        .keys()
+        .map(|(_, n)| n.clone())
+        .collect();
+    c.dirty.node_taints.extend(nodes);
     for res in [ids::DEPLOYMENTS, ids::REPLICASETS, ids::STATEFULSETS] {
         let keys: Vec<_> = c.store.table(res).keys().cloned().collect();
         for (ns, name) in keys {
@@ -840,6 +847,9 @@ pub(crate) fn node_object(
     }
     if n.unschedulable {
         spec["unschedulable"] = json!(true);
+    }
+    if let Some(id) = &n.provider_id {
+        spec["providerID"] = json!(id);
     }
     let ip = format!("10.0.{}.{}", idx / 250, idx % 250 + 2);
     let resources = json!({"cpu": "4", "ephemeral-storage": "102625208Ki", "hugepages-2Mi": "0", "memory": "16374584Ki", "pods": "110"});

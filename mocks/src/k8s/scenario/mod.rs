@@ -34,9 +34,11 @@
 //! ```
 
 mod canned;
+mod cloud;
 pub(crate) mod load;
 mod users;
 
+pub use cloud::AwsPlacement;
 pub use users::{ADMIN_TOKEN, ADMIN_USER, Anonymous, User};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -600,6 +602,9 @@ pub struct Node {
     /// The node never becomes Ready (after a kubelet restart or when it joins).
     #[serde(default, skip_serializing_if = "is_false")]
     pub never_ready: bool,
+    /// `spec.providerID`, as the cloud provider sets it (e.g. `aws:///us-west-2a/i-0…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
 }
 
 impl Node {
@@ -615,7 +620,19 @@ impl Node {
             conditions: BTreeMap::new(),
             unschedulable: false,
             never_ready: false,
+            provider_id: None,
         }
+    }
+
+    /// Sets `spec.providerID`.
+    pub fn provider_id(mut self, id: impl Into<String>) -> Self {
+        self.provider_id = Some(id.into());
+        self
+    }
+
+    /// Places the node in AWS as the `index`-th of its group (zone, instance type, provider ID).
+    pub fn aws(self, placement: &AwsPlacement, index: usize) -> Self {
+        placement.place(self, index)
     }
 
     /// Puts the node in a pool.
@@ -700,6 +717,9 @@ pub struct Pool {
     /// Taints on every node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<Taint>,
+    /// Nodes in AWS: zones, instance type and provider IDs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsPlacement>,
 }
 
 impl Pool {
@@ -713,7 +733,14 @@ impl Pool {
             kubelet_version: None,
             labels: BTreeMap::new(),
             taints: Vec::new(),
+            aws: None,
         }
+    }
+
+    /// Places the pool's nodes in AWS (see [`AwsPlacement`]).
+    pub fn aws(mut self, placement: AwsPlacement) -> Self {
+        self.aws = Some(placement);
+        self
     }
 
     /// Names nodes `<prefix>-<n>`.
@@ -761,16 +788,24 @@ impl Pool {
     pub fn nodes(&self) -> Vec<Node> {
         self.node_names()
             .into_iter()
-            .map(|name| Node {
-                name,
-                pool: Some(self.name.clone()),
-                control_plane: self.control_plane,
-                kubelet_version: self.kubelet_version.clone(),
-                labels: self.labels.clone(),
-                taints: self.taints.clone(),
-                conditions: BTreeMap::new(),
-                unschedulable: false,
-                never_ready: false,
+            .enumerate()
+            .map(|(i, name)| {
+                let node = Node {
+                    name,
+                    pool: Some(self.name.clone()),
+                    control_plane: self.control_plane,
+                    kubelet_version: self.kubelet_version.clone(),
+                    labels: self.labels.clone(),
+                    taints: self.taints.clone(),
+                    conditions: BTreeMap::new(),
+                    unschedulable: false,
+                    never_ready: false,
+                    provider_id: None,
+                };
+                match &self.aws {
+                    Some(p) => p.place(node, i),
+                    None => node,
+                }
             })
             .collect()
     }
