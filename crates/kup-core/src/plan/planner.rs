@@ -424,6 +424,8 @@ pub fn plan(request: &PlanRequest) -> Result<UpgradePlan> {
     let plan = UpgradePlan {
         schema_version: PLAN_SCHEMA_VERSION,
         id: String::new(),
+        kind: super::PlanKind::Upgrade,
+        not_rolled_back: Vec::new(),
         provider,
         cluster: cluster.name.clone(),
         from: current.clone(),
@@ -650,6 +652,7 @@ mod tests {
                 }
                 StepAction::Addon { name, from, to, .. } => format!("addon {name} {from}>{to}"),
                 StepAction::Validate { control_plane, .. } => format!("validate {control_plane}"),
+                other => format!("{} {other}", other.kind()),
             })
             .collect()
     }

@@ -17,10 +17,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{StepAction, UpgradePlan};
+use super::{PlanKind, StepAction, UpgradePlan};
 use crate::cluster::PoolManagement;
 use crate::error::{Error, Result};
 use crate::provider::{BackupSupport, Capabilities};
+use crate::rollback::ControlPlaneRollback;
 use crate::skew::SkewPolicy;
 use crate::version::KubeVersion;
 
@@ -43,6 +44,9 @@ impl UpgradePlan {
         let policy = SkewPolicy::for_provider(
             &Capabilities::new().with(|c| c.max_kubelet_skew = self.max_kubelet_skew),
         );
+        if self.kind == PlanKind::Rollback {
+            return self.validate_rollback(&policy);
+        }
         let mut cp = self.from.clone();
         let mut pools: BTreeMap<&str, KubeVersion> = self
             .pools
@@ -180,6 +184,17 @@ impl UpgradePlan {
                         ));
                     }
                 }
+                StepAction::PoolRollback { .. }
+                | StepAction::Restore { .. }
+                | StepAction::ControlPlaneRollback { .. } => {
+                    return Err(invalid(
+                        i,
+                        format!(
+                            "is a {} step, which only rollback plans hold",
+                            step.action.kind()
+                        ),
+                    ));
+                }
                 StepAction::Validate {
                     control_plane,
                     pools: expected,
@@ -289,6 +304,32 @@ impl UpgradePlan {
                 StepAction::Addon { name, .. } if !caps.managed_addons => {
                     return Err(cannot(&format!("upgrade add-on {name}")));
                 }
+                StepAction::PoolRollback {
+                    pool, management, ..
+                } => match management {
+                    PoolManagement::Provider if !caps.node_pool_rollback => {
+                        return Err(cannot(&format!("roll node pool {pool} back")));
+                    }
+                    PoolManagement::Kup if !caps.node_upgrade => {
+                        return Err(cannot(&format!("move node pool {pool}'s nodes back")));
+                    }
+                    PoolManagement::External => {
+                        return Err(cannot(&format!(
+                            "roll node pool {pool} back, which it does not manage"
+                        )));
+                    }
+                    _ => {}
+                },
+                StepAction::Restore { .. }
+                    if caps.control_plane_rollback != ControlPlaneRollback::RestoreBackup =>
+                {
+                    return Err(cannot("restore the control plane from a backup"));
+                }
+                StepAction::ControlPlaneRollback { .. }
+                    if caps.control_plane_rollback != ControlPlaneRollback::DuringSoak =>
+                {
+                    return Err(cannot("roll the control plane back"));
+                }
                 _ => {}
             }
         }
@@ -311,6 +352,8 @@ mod tests {
         UpgradePlan {
             schema_version: PLAN_SCHEMA_VERSION,
             id: String::new(),
+            kind: crate::plan::PlanKind::Upgrade,
+            not_rolled_back: Vec::new(),
             provider: ProviderKind::Eks,
             cluster: "prod".into(),
             from: v("1.33"),

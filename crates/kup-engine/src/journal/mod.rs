@@ -410,6 +410,8 @@ pub(crate) mod tests {
         UpgradePlan {
             schema_version: kup_core::PLAN_SCHEMA_VERSION,
             id: "0123456789abcdef".into(),
+            kind: kup_core::PlanKind::Upgrade,
+            not_rolled_back: Vec::new(),
             provider,
             cluster: "prod".into(),
             from: v(from),
