@@ -220,8 +220,53 @@ async fn an_upgrade_is_rolled_back_killed_midway_resumed_and_ends_at_the_snapsho
             .is_some()
     );
 
-    // A new kup resumes from the journal file, under the first run's identity.
+    // A new kup resumes from the journal file, under the first run's identity, and is killed
+    // in turn during the restore: cp-1's package downgrade hangs.
     std::fs::remove_file(lab.sshd.state_dir.join("w-2/block/upgrade-node")).unwrap();
+    lab.sshd.set_state("cp-1", "block/apt-install", "");
+    let provider = confirmed(&lab).await;
+    let second = engine(
+        &lab,
+        provider.clone(),
+        journal.clone(),
+        Arc::new(FileLock::new("lab", &lock_path).as_holder("first")),
+    );
+    let rollback_plan = rollback.clone();
+    let run = tokio::spawn(async move {
+        second
+            .resume(&rollback_plan, &CancellationToken::new())
+            .await
+            .map(|r| r.outcome)
+    });
+    let downgrade = "apt-get install -y --allow-downgrades kubeadm=1.30.6-*";
+    while !lab.sshd.calls("cp-1").iter().any(|c| c == downgrade) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restore never started"
+        );
+        if run.is_finished() {
+            panic!("the rollback ended before the restore: {:?}", run.await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    drop(provider);
+    let stored = journal.load().await.unwrap().unwrap();
+    let restore = stored.step(2).unwrap();
+    assert!(!restore.state.is_done(), "{}", stored.to_table());
+    // The node finishes what it was doing (or not: its session may have died with kup); the
+    // next run takes the cluster as it finds it.
+    std::fs::remove_file(lab.sshd.state_dir.join("cp-1/block/apt-install")).unwrap();
+    let mut seen = lab.sshd.calls("cp-1").len();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = lab.sshd.calls("cp-1").len();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
     let provider = confirmed(&lab).await;
     let resumed = engine(
         &lab,
@@ -234,7 +279,12 @@ async fn an_upgrade_is_rolled_back_killed_midway_resumed_and_ends_at_the_snapsho
         .await
         .unwrap_or_else(|e| panic!("resume failed: {e}"));
     assert_eq!(report.outcome, Outcome::Succeeded);
-    assert_eq!(report.attempts, 2);
+    assert_eq!(report.attempts, 3);
+    let replaced = format!("{}.kup-replaced-{}", lab.etcd.data_dir.display(), backup.id);
+    assert!(
+        std::path::Path::new(&replaced).join("member").is_dir(),
+        "the state from before the restore is kept aside"
+    );
     assert!(!lock_path.exists(), "the lock file is given back");
 
     // The cluster is back at 1.30.6: API server, every kubelet, every package.
