@@ -203,6 +203,20 @@ pub struct PlanStep {
     pub action: StepAction,
 }
 
+impl PlanStep {
+    /// `actions` as steps numbered 1, 2, 3… in order.
+    pub(crate) fn numbered(actions: Vec<StepAction>) -> Vec<Self> {
+        actions
+            .into_iter()
+            .enumerate()
+            .map(|(i, action)| Self {
+                index: i + 1,
+                action,
+            })
+            .collect()
+    }
+}
+
 /// What a plan does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

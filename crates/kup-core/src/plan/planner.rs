@@ -432,19 +432,8 @@ pub fn plan(request: &PlanRequest) -> Result<UpgradePlan> {
         target: final_cp,
         control_plane_only: opts.control_plane_only,
         max_kubelet_skew: policy.kubelet_max_minors,
-        pools: cluster
-            .node_pools
-            .iter()
-            .map(|p| (p.name.clone(), p.version.clone()))
-            .collect(),
-        steps: steps
-            .into_iter()
-            .enumerate()
-            .map(|(i, action)| PlanStep {
-                index: i + 1,
-                action,
-            })
-            .collect(),
+        pools: cluster.pool_versions(),
+        steps: PlanStep::numbered(steps),
     }
     .seal();
     // The same rules a loaded plan must pass: a planner bug surfaces here, not in a run.

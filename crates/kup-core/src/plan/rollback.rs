@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use super::validate::check_validate;
 use super::{PLAN_SCHEMA_VERSION, PlanKind, PlanStep, StepAction, UpgradePlan};
 use crate::cluster::{ClusterInfo, PoolManagement};
 use crate::error::{Error, Result};
@@ -288,19 +289,8 @@ pub fn plan_rollback(request: &RollbackRequest<'_>) -> Result<UpgradePlan> {
         target: final_cp,
         control_plane_only: false,
         max_kubelet_skew: policy.kubelet_max_minors,
-        pools: cluster
-            .node_pools
-            .iter()
-            .map(|p| (p.name.clone(), p.version.clone()))
-            .collect(),
-        steps: steps
-            .into_iter()
-            .enumerate()
-            .map(|(i, action)| PlanStep {
-                index: i + 1,
-                action,
-            })
-            .collect(),
+        pools: cluster.pool_versions(),
+        steps: PlanStep::numbered(steps),
         not_rolled_back: refused,
     }
     .seal();
@@ -420,24 +410,8 @@ impl UpgradePlan {
                 StepAction::Validate {
                     control_plane,
                     pools: expected,
-                } => {
-                    if !control_plane.same_minor(&cp) {
-                        return Err(invalid(
-                            i,
-                            format!(
-                                "validates a control plane at {control_plane}, but it is at \
-                                 {cp} at this point of the plan"
-                            ),
-                        ));
-                    }
-                    if let Some(unknown) = expected.keys().find(|p| !pools.contains_key(p.as_str()))
-                    {
-                        return Err(invalid(
-                            i,
-                            format!("validates node pool {unknown}, which the plan does not list"),
-                        ));
-                    }
-                }
+                } => check_validate(control_plane, expected, &cp, &pools)
+                    .map_err(|m| invalid(i, m))?,
                 other => {
                     return Err(invalid(
                         i,

@@ -32,6 +32,27 @@ fn invalid(index: usize, message: String) -> Error {
     )
 }
 
+/// A validation step expects the control plane where it stands and only planned pools.
+pub(super) fn check_validate(
+    control_plane: &KubeVersion,
+    expected: &BTreeMap<String, KubeVersion>,
+    cp: &KubeVersion,
+    pools: &BTreeMap<&str, KubeVersion>,
+) -> std::result::Result<(), String> {
+    if !control_plane.same_minor(cp) {
+        return Err(format!(
+            "validates a control plane at {control_plane}, but it is at {cp} at this point of \
+             the plan"
+        ));
+    }
+    match expected.keys().find(|p| !pools.contains_key(p.as_str())) {
+        Some(unknown) => Err(format!(
+            "validates node pool {unknown}, which the plan does not list"
+        )),
+        None => Ok(()),
+    }
+}
+
 impl UpgradePlan {
     /// Checks the plan's own rules (see the module docs); the error names the step.
     pub fn validate(&self) -> Result<()> {
@@ -198,24 +219,8 @@ impl UpgradePlan {
                 StepAction::Validate {
                     control_plane,
                     pools: expected,
-                } => {
-                    if !control_plane.same_minor(&cp) {
-                        return Err(invalid(
-                            i,
-                            format!(
-                                "validates a control plane at {control_plane}, but it is at \
-                                 {cp} at this point of the plan"
-                            ),
-                        ));
-                    }
-                    if let Some(unknown) = expected.keys().find(|p| !pools.contains_key(p.as_str()))
-                    {
-                        return Err(invalid(
-                            i,
-                            format!("validates node pool {unknown}, which the plan does not list"),
-                        ));
-                    }
-                }
+                } => check_validate(control_plane, expected, &cp, &pools)
+                    .map_err(|m| invalid(i, m))?,
             }
         }
         if !cp.same_minor(&self.target) {
