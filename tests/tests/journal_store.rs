@@ -21,6 +21,8 @@ fn plan() -> UpgradePlan {
     UpgradePlan {
         schema_version: kup_core::PLAN_SCHEMA_VERSION,
         id: "00112233445566aa".into(),
+        kind: kup_core::PlanKind::Upgrade,
+        not_rolled_back: Vec::new(),
         provider: ProviderKind::Other("sim".into()),
         cluster: "prod".into(),
         from: v("1.32.4"),

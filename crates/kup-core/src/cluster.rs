@@ -124,6 +124,14 @@ pub struct ClusterInfo {
 }
 
 impl ClusterInfo {
+    /// Every pool's version, by name.
+    pub fn pool_versions(&self) -> std::collections::BTreeMap<String, KubeVersion> {
+        self.node_pools
+            .iter()
+            .map(|p| (p.name.clone(), p.version.clone()))
+            .collect()
+    }
+
     /// The pool with this name.
     pub fn pool(&self, name: &str) -> Option<&NodePool> {
         self.node_pools.iter().find(|p| p.name == name)

@@ -21,6 +21,7 @@ pub mod finding;
 pub mod operation;
 pub mod plan;
 pub mod provider;
+pub mod rollback;
 pub mod skew;
 pub mod version;
 
@@ -33,13 +34,16 @@ pub use event::{Event, EventSink, NoEvents, Outcome, TimedEvent};
 pub use finding::{Finding, ObjectRef, Severity};
 pub use operation::{Operation, OperationStatus, OperationTarget, ProviderErrorDetail};
 pub use plan::{
-    PLAN_SCHEMA_VERSION, PlanOptions, PlanRequest, PlanStep, PoolMoveReason, StepAction,
-    UpgradePlan, control_plane_path, plan,
+    PLAN_SCHEMA_VERSION, PlanKind, PlanOptions, PlanRequest, PlanStep, PoolMoveReason,
+    RollbackRequest, StepAction, UpgradePlan, control_plane_path, plan, plan_rollback,
 };
 pub use provider::{
     AddonOptions, BackupOptions, BackupRecord, BackupSupport, Capabilities, ConflictResolution,
     ControlPlaneOptions, NodePoolOptions, PoolStrategy, ProviderKind, StuckDrainPolicy,
     UpgradeProvider,
+};
+pub use rollback::{
+    ControlPlaneRollback, RollbackOffer, RollbackOption, RollbackPart, RollbackRefusal,
 };
 pub use skew::{Component, ComponentVersion, SkewPolicy, SkewRule, SkewViolation};
 pub use version::KubeVersion;

@@ -9,6 +9,7 @@ use crate::cluster::{AddonUpgrade, AvailableVersion, ClusterInfo};
 use crate::error::{Error, Result};
 use crate::finding::Finding;
 use crate::operation::{Operation, OperationStatus};
+use crate::rollback::{ControlPlaneRollback, RollbackOffer, RollbackOption};
 use crate::version::KubeVersion;
 
 /// The kinds of cluster kup upgrades.
@@ -134,6 +135,14 @@ pub struct Capabilities {
     /// named in refusals of what is not declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_tool: Option<String>,
+    /// How the control plane can go back to an earlier version, if at all.
+    #[serde(default)]
+    pub control_plane_rollback: ControlPlaneRollback,
+    /// Whether provider-rolled pools can go back to an earlier version through the provider
+    /// ([`UpgradeProvider::rollback_node_pool`]); pools kup rolls go back node by node with
+    /// `node_upgrade`.
+    #[serde(default)]
+    pub node_pool_rollback: bool,
 }
 
 fn yes() -> bool {
@@ -212,6 +221,8 @@ impl Default for Capabilities {
             blue_green_upgrades: false,
             control_plane_upgrade: true,
             upgrade_tool: None,
+            control_plane_rollback: ControlPlaneRollback::Unsupported,
+            node_pool_rollback: false,
         }
     }
 }
@@ -320,7 +331,7 @@ pub struct BackupOptions {
 }
 
 /// A verified backup.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BackupRecord {
     /// An id unique to this backup.
     pub id: String,
@@ -422,10 +433,38 @@ pub trait UpgradeProvider: Send + Sync + fmt::Debug {
         Err(Error::not_supported(self.kind(), "backups"))
     }
 
-    /// Restores a backup taken by [`UpgradeProvider::backup`].
+    /// Restores a backup taken by [`UpgradeProvider::backup`] (the control plane's rollback
+    /// where [`Capabilities::control_plane_rollback`] is
+    /// [`ControlPlaneRollback::RestoreBackup`]).
     async fn restore(&self, backup: &BackupRecord) -> Result<Operation> {
         let _ = backup;
         Err(Error::not_supported(self.kind(), "restore"))
+    }
+
+    /// What the provider can move back now, and, for what it cannot, its own wording of the
+    /// limit. Rollback planning reads it; the default offers nothing.
+    async fn rollback_offer(&self) -> Result<RollbackOffer> {
+        Ok(RollbackOffer::default())
+    }
+
+    /// Starts moving a provider-rolled pool back to one of the options
+    /// [`UpgradeProvider::rollback_offer`] gave.
+    async fn rollback_node_pool(
+        &self,
+        pool: &str,
+        to: &RollbackOption,
+        opts: &NodePoolOptions,
+    ) -> Result<Operation> {
+        let _ = (pool, to, opts);
+        Err(Error::not_supported(self.kind(), "node pool rollbacks"))
+    }
+
+    /// Starts moving the control plane back to an option [`UpgradeProvider::rollback_offer`]
+    /// gave (where [`Capabilities::control_plane_rollback`] is
+    /// [`ControlPlaneRollback::DuringSoak`]).
+    async fn rollback_control_plane(&self, to: &RollbackOption) -> Result<Operation> {
+        let _ = to;
+        Err(Error::not_supported(self.kind(), "control-plane rollbacks"))
     }
 }
 

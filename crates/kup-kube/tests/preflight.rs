@@ -138,6 +138,8 @@ fn plan_to_1_32() -> UpgradePlan {
     UpgradePlan {
         schema_version: 1,
         id: String::new(),
+        kind: kup_core::PlanKind::Upgrade,
+        not_rolled_back: Vec::new(),
         provider: ProviderKind::Kubeadm,
         cluster: "sim".into(),
         from: v("1.31"),

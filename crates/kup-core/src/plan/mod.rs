@@ -2,6 +2,7 @@
 
 mod planner;
 mod render;
+mod rollback;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -12,10 +13,11 @@ use sha2::{Digest, Sha256};
 
 use crate::cluster::PoolManagement;
 use crate::error::{Error, Result};
-use crate::provider::ProviderKind;
+use crate::provider::{BackupRecord, ProviderKind};
 use crate::version::KubeVersion;
 
 pub use planner::{PlanOptions, PlanRequest, control_plane_path, plan};
+pub use rollback::{RollbackRequest, plan_rollback};
 
 /// The plan JSON schema this crate writes and reads.
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
@@ -82,6 +84,47 @@ pub enum StepAction {
         /// The control-plane version it is chosen for.
         control_plane: KubeVersion,
     },
+    /// Move a node pool back to an earlier version (rollback plans): through the provider's
+    /// rollback, or node by node where kup rolls the pool.
+    PoolRollback {
+        /// The pool.
+        pool: String,
+        /// From.
+        from: KubeVersion,
+        /// Back to (never older than the control plane's kubelet skew allows).
+        to: KubeVersion,
+        /// Who rolls its nodes.
+        management: PoolManagement,
+        /// The provider release it returns to with it, when the provider names one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release: Option<String>,
+        /// Where this way back comes from (the provider's offer).
+        basis: String,
+    },
+    /// Return the control plane to a verified backup (kubeadm: the etcd snapshot restored on
+    /// every control-plane node, with the packages and manifests of its version). Everything
+    /// written to the cluster after the backup is lost.
+    Restore {
+        /// The control plane's version now.
+        from: KubeVersion,
+        /// The backup's control-plane version.
+        to: KubeVersion,
+        /// The backup, as verified when it was taken.
+        backup: BackupRecord,
+        /// The pools whose kubelets go back with it (the control-plane nodes').
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pools: Vec<String>,
+    },
+    /// Roll the control plane back through the provider (GKE, during the soak of a
+    /// rollback-safe upgrade).
+    ControlPlaneRollback {
+        /// From.
+        from: KubeVersion,
+        /// Back to.
+        to: KubeVersion,
+        /// Where this way back comes from (the provider's offer).
+        basis: String,
+    },
     /// Validate the cluster: nodes Ready at the expected versions, system pods, `/readyz`,
     /// workloads available, N consecutive passes.
     Validate {
@@ -101,6 +144,9 @@ impl StepAction {
             Self::ControlPlane { .. } => "control-plane",
             Self::NodePool { .. } => "node-pool",
             Self::Addon { .. } => "addon",
+            Self::PoolRollback { .. } => "pool-rollback",
+            Self::Restore { .. } => "restore",
+            Self::ControlPlaneRollback { .. } => "control-plane-rollback",
             Self::Validate { .. } => "validate",
         }
     }
@@ -109,7 +155,12 @@ impl StepAction {
     pub fn changes_cluster(&self) -> bool {
         matches!(
             self,
-            Self::ControlPlane { .. } | Self::NodePool { .. } | Self::Addon { .. }
+            Self::ControlPlane { .. }
+                | Self::NodePool { .. }
+                | Self::Addon { .. }
+                | Self::PoolRollback { .. }
+                | Self::Restore { .. }
+                | Self::ControlPlaneRollback { .. }
         )
     }
 }
@@ -124,6 +175,17 @@ impl fmt::Display for StepAction {
             Self::ControlPlane { from, to } => write!(f, "control plane {from} → {to}"),
             Self::NodePool { pool, from, to, .. } => write!(f, "node pool {pool} {from} → {to}"),
             Self::Addon { name, from, to, .. } => write!(f, "add-on {name} {from} → {to}"),
+            Self::PoolRollback { pool, from, to, .. } => {
+                write!(f, "roll node pool {pool} back {from} → {to}")
+            }
+            Self::Restore { to, backup, .. } => write!(
+                f,
+                "restore the control plane to {to} from backup {}",
+                backup.id
+            ),
+            Self::ControlPlaneRollback { from, to, .. } => {
+                write!(f, "roll the control plane back {from} → {to}")
+            }
             Self::Validate { control_plane, .. } => {
                 write!(f, "validate the cluster at {control_plane}")
             }
@@ -141,6 +203,37 @@ pub struct PlanStep {
     pub action: StepAction,
 }
 
+impl PlanStep {
+    /// `actions` as steps numbered 1, 2, 3… in order.
+    pub(crate) fn numbered(actions: Vec<StepAction>) -> Vec<Self> {
+        actions
+            .into_iter()
+            .enumerate()
+            .map(|(i, action)| Self {
+                index: i + 1,
+                action,
+            })
+            .collect()
+    }
+}
+
+/// What a plan does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// Moves the cluster forward to its target.
+    #[default]
+    Upgrade,
+    /// Moves the cluster back towards where an upgrade started ([`plan_rollback`]).
+    Rollback,
+}
+
+impl PlanKind {
+    fn is_upgrade(&self) -> bool {
+        *self == Self::Upgrade
+    }
+}
+
 /// A plan: data that can be printed, reviewed, saved as JSON and executed later.
 ///
 /// Its `id` is a hash of everything else, so a journal can tell whether it resumes the same
@@ -151,6 +244,10 @@ pub struct UpgradePlan {
     pub schema_version: u32,
     /// The content hash (16 hex digits).
     pub id: String,
+    /// Upgrade or rollback (upgrade plans leave it out of their JSON, so their ids are those
+    /// of earlier kups).
+    #[serde(default, skip_serializing_if = "PlanKind::is_upgrade")]
+    pub kind: PlanKind,
     /// The provider.
     pub provider: ProviderKind,
     /// The cluster's name.
@@ -167,6 +264,10 @@ pub struct UpgradePlan {
     pub pools: BTreeMap<String, KubeVersion>,
     /// The steps, in order.
     pub steps: Vec<PlanStep>,
+    /// What a rollback plan leaves where it is because the provider cannot move it back, each
+    /// with the provider's reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_rolled_back: Vec<crate::rollback::RollbackRefusal>,
 }
 
 impl UpgradePlan {

@@ -424,25 +424,16 @@ pub fn plan(request: &PlanRequest) -> Result<UpgradePlan> {
     let plan = UpgradePlan {
         schema_version: PLAN_SCHEMA_VERSION,
         id: String::new(),
+        kind: super::PlanKind::Upgrade,
+        not_rolled_back: Vec::new(),
         provider,
         cluster: cluster.name.clone(),
         from: current.clone(),
         target: final_cp,
         control_plane_only: opts.control_plane_only,
         max_kubelet_skew: policy.kubelet_max_minors,
-        pools: cluster
-            .node_pools
-            .iter()
-            .map(|p| (p.name.clone(), p.version.clone()))
-            .collect(),
-        steps: steps
-            .into_iter()
-            .enumerate()
-            .map(|(i, action)| PlanStep {
-                index: i + 1,
-                action,
-            })
-            .collect(),
+        pools: cluster.pool_versions(),
+        steps: PlanStep::numbered(steps),
     }
     .seal();
     // The same rules a loaded plan must pass: a planner bug surfaces here, not in a run.
@@ -650,6 +641,7 @@ mod tests {
                 }
                 StepAction::Addon { name, from, to, .. } => format!("addon {name} {from}>{to}"),
                 StepAction::Validate { control_plane, .. } => format!("validate {control_plane}"),
+                other => format!("{} {other}", other.kind()),
             })
             .collect()
     }

@@ -2,14 +2,19 @@
 
 use std::fmt;
 
-use super::{PoolMoveReason, StepAction, UpgradePlan};
+use super::{PlanKind, PoolMoveReason, StepAction, UpgradePlan};
 use crate::cluster::PoolManagement;
 
 impl fmt::Display for UpgradePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "Plan {} for {} cluster {}: control plane {} → {}{}",
+            "{} {} for {} cluster {}: control plane {} → {}{}",
+            if self.kind == PlanKind::Rollback {
+                "Rollback plan"
+            } else {
+                "Plan"
+            },
             self.id,
             self.provider,
             self.cluster,
@@ -46,6 +51,22 @@ impl fmt::Display for UpgradePlan {
                 }
             }
             writeln!(f, "{}", line.trim_end())?;
+        }
+        if self.kind == PlanKind::Rollback {
+            for refusal in &self.not_rolled_back {
+                writeln!(f, "not rolled back: {}: {}", refusal.part, refusal.reason)?;
+            }
+            let back = self
+                .steps
+                .iter()
+                .filter(|s| s.action.changes_cluster())
+                .count();
+            return write!(
+                f,
+                "{back} rollback step{}, kubelet skew limit {}",
+                if back == 1 { "" } else { "s" },
+                self.max_kubelet_skew
+            );
         }
         let pool_moves = self.pool_upgrades().count();
         let hops = self.control_plane_hops().count();
@@ -106,6 +127,40 @@ fn row(index: usize, action: &StepAction) -> [String; 5] {
             format!("add-on {name}"),
             format!("{from} → {to}"),
             format!("compatible with {control_plane}"),
+        ),
+        StepAction::PoolRollback {
+            pool,
+            from,
+            to,
+            management,
+            release,
+            basis,
+        } => {
+            let who = match management {
+                PoolManagement::Kup => "kup drains each node and moves it back",
+                _ => "the provider rolls the nodes back",
+            };
+            let change = match release {
+                Some(r) => format!("{from} → {to} ({r})"),
+                None => format!("{from} → {to}"),
+            };
+            (format!("pool {pool}"), change, format!("{basis}; {who}"))
+        }
+        StepAction::Restore {
+            from, to, backup, ..
+        } => (
+            "control plane".into(),
+            format!("{from} → {to}"),
+            format!(
+                "restore backup {} (sha256 {}…); changes since it are lost",
+                backup.id,
+                backup.sha256.get(..12).unwrap_or(&backup.sha256)
+            ),
+        ),
+        StepAction::ControlPlaneRollback { from, to, basis } => (
+            "control plane".into(),
+            format!("{from} → {to}"),
+            basis.clone(),
         ),
         StepAction::Validate {
             control_plane,

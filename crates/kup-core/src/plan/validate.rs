@@ -17,10 +17,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{StepAction, UpgradePlan};
+use super::{PlanKind, StepAction, UpgradePlan};
 use crate::cluster::PoolManagement;
 use crate::error::{Error, Result};
 use crate::provider::{BackupSupport, Capabilities};
+use crate::rollback::ControlPlaneRollback;
 use crate::skew::SkewPolicy;
 use crate::version::KubeVersion;
 
@@ -29,6 +30,27 @@ fn invalid(index: usize, message: String) -> Error {
         format!("plan.steps[{index}]"),
         format!("{message}; make a new plan with `kup plan` instead of editing one"),
     )
+}
+
+/// A validation step expects the control plane where it stands and only planned pools.
+pub(super) fn check_validate(
+    control_plane: &KubeVersion,
+    expected: &BTreeMap<String, KubeVersion>,
+    cp: &KubeVersion,
+    pools: &BTreeMap<&str, KubeVersion>,
+) -> std::result::Result<(), String> {
+    if !control_plane.same_minor(cp) {
+        return Err(format!(
+            "validates a control plane at {control_plane}, but it is at {cp} at this point of \
+             the plan"
+        ));
+    }
+    match expected.keys().find(|p| !pools.contains_key(p.as_str())) {
+        Some(unknown) => Err(format!(
+            "validates node pool {unknown}, which the plan does not list"
+        )),
+        None => Ok(()),
+    }
 }
 
 impl UpgradePlan {
@@ -43,6 +65,9 @@ impl UpgradePlan {
         let policy = SkewPolicy::for_provider(
             &Capabilities::new().with(|c| c.max_kubelet_skew = self.max_kubelet_skew),
         );
+        if self.kind == PlanKind::Rollback {
+            return self.validate_rollback(&policy);
+        }
         let mut cp = self.from.clone();
         let mut pools: BTreeMap<&str, KubeVersion> = self
             .pools
@@ -180,27 +205,22 @@ impl UpgradePlan {
                         ));
                     }
                 }
+                StepAction::PoolRollback { .. }
+                | StepAction::Restore { .. }
+                | StepAction::ControlPlaneRollback { .. } => {
+                    return Err(invalid(
+                        i,
+                        format!(
+                            "is a {} step, which only rollback plans hold",
+                            step.action.kind()
+                        ),
+                    ));
+                }
                 StepAction::Validate {
                     control_plane,
                     pools: expected,
-                } => {
-                    if !control_plane.same_minor(&cp) {
-                        return Err(invalid(
-                            i,
-                            format!(
-                                "validates a control plane at {control_plane}, but it is at \
-                                 {cp} at this point of the plan"
-                            ),
-                        ));
-                    }
-                    if let Some(unknown) = expected.keys().find(|p| !pools.contains_key(p.as_str()))
-                    {
-                        return Err(invalid(
-                            i,
-                            format!("validates node pool {unknown}, which the plan does not list"),
-                        ));
-                    }
-                }
+                } => check_validate(control_plane, expected, &cp, &pools)
+                    .map_err(|m| invalid(i, m))?,
             }
         }
         if !cp.same_minor(&self.target) {
@@ -289,6 +309,32 @@ impl UpgradePlan {
                 StepAction::Addon { name, .. } if !caps.managed_addons => {
                     return Err(cannot(&format!("upgrade add-on {name}")));
                 }
+                StepAction::PoolRollback {
+                    pool, management, ..
+                } => match management {
+                    PoolManagement::Provider if !caps.node_pool_rollback => {
+                        return Err(cannot(&format!("roll node pool {pool} back")));
+                    }
+                    PoolManagement::Kup if !caps.node_upgrade => {
+                        return Err(cannot(&format!("move node pool {pool}'s nodes back")));
+                    }
+                    PoolManagement::External => {
+                        return Err(cannot(&format!(
+                            "roll node pool {pool} back, which it does not manage"
+                        )));
+                    }
+                    _ => {}
+                },
+                StepAction::Restore { .. }
+                    if caps.control_plane_rollback != ControlPlaneRollback::RestoreBackup =>
+                {
+                    return Err(cannot("restore the control plane from a backup"));
+                }
+                StepAction::ControlPlaneRollback { .. }
+                    if caps.control_plane_rollback != ControlPlaneRollback::DuringSoak =>
+                {
+                    return Err(cannot("roll the control plane back"));
+                }
                 _ => {}
             }
         }
@@ -311,6 +357,8 @@ mod tests {
         UpgradePlan {
             schema_version: PLAN_SCHEMA_VERSION,
             id: String::new(),
+            kind: crate::plan::PlanKind::Upgrade,
+            not_rolled_back: Vec::new(),
             provider: ProviderKind::Eks,
             cluster: "prod".into(),
             from: v("1.33"),

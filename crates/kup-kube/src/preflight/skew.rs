@@ -457,6 +457,8 @@ mod tests {
         UpgradePlan {
             schema_version: 1,
             id: String::new(),
+            kind: kup_core::PlanKind::Upgrade,
+            not_rolled_back: Vec::new(),
             provider: ProviderKind::Kubeadm,
             cluster: "c".into(),
             from: v("1.30"),

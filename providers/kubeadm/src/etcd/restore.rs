@@ -31,7 +31,7 @@
 //!    directory, and wait until they are gone.
 //! 3. `snapshot restore` into a new data directory with the member's name, the full initial
 //!    cluster and a fresh cluster token; swap it in place of the old data directory (kept as
-//!    `<data_dir>.kup-replaced-<id>`).
+//!    `<data_dir>.kup-replaced-<id>`; a repeated attempt keeps the first one's copy).
 //! 4. Downgrade kubeadm, kubelet and kubectl to the snapshot's version (repository switched
 //!    back to its minor) where the node runs something newer.
 //! 5. Put the manifests and kubelet configuration kup saved before the upgrade back (or the
@@ -41,7 +41,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kup_core::{BackupRecord, KubeVersion};
+use kup_core::BackupRecord;
 
 use super::{EtcdSettings, remote_digest};
 use crate::error::{Error, Result};
@@ -103,6 +103,15 @@ pub fn snapshot_file_name(record: &BackupRecord) -> String {
     format!("{}.db", record.id)
 }
 
+/// Where a restore moves the static pod manifests it stops.
+fn stopped_dir(settings: &EtcdSettings, record: &BackupRecord) -> String {
+    format!(
+        "{}/restore-{}/stopped-manifests",
+        settings.node_work_dir.trim_end_matches('/'),
+        record.id
+    )
+}
+
 struct Prepared {
     target: RestoreTarget,
     member: Member,
@@ -128,7 +137,15 @@ async fn prepare(
             exec.node()
         )));
     };
-    let manifest_path = format!("{}/etcd.yaml", settings.manifest_dir.trim_end_matches('/'));
+    let mut manifest_path = format!("{}/etcd.yaml", settings.manifest_dir.trim_end_matches('/'));
+    if !exec
+        .run(&NodeCommand::new("test").args(["-f", manifest_path.as_str()]))
+        .await?
+        .success()
+    {
+        // An interrupted earlier attempt moved it aside with the API server's.
+        manifest_path = format!("{}/etcd.yaml", stopped_dir(settings, record));
+    }
     let manifest = exec
         .run_checked(&NodeCommand::new("cat").arg(&manifest_path))
         .await?
@@ -243,8 +260,7 @@ pub async fn restore_control_plane(
         .collect::<Vec<_>>()
         .join(",");
     let manifests = settings.manifest_dir.trim_end_matches('/');
-    let work = settings.node_work_dir.trim_end_matches('/');
-    let stopped = format!("{work}/restore-{}/stopped-manifests", record.id);
+    let stopped = stopped_dir(settings, record);
     let data = settings.data_dir.trim_end_matches('/');
     let new_data = format!("{data}.kup-restore-{}", record.id);
     let old_data = format!("{data}.kup-replaced-{}", record.id);
@@ -297,13 +313,20 @@ pub async fn restore_control_plane(
                 .timeout(settings.command_timeout),
         )
         .await?;
-        let has_old = exec
-            .run(&NodeCommand::new("test").args(["-e", data]))
+        let kept_aside = exec
+            .run(&NodeCommand::new("test").args(["-e", old_data.as_str()]))
             .await?
             .success();
-        if has_old {
-            exec.run_checked(&NodeCommand::new("rm").args(["-rf", old_data.as_str()]))
+        if kept_aside {
+            // An earlier attempt already swapped: the data directory holds its restore, and
+            // the state from before the restore stays where that attempt put it.
+            exec.run_checked(&NodeCommand::new("rm").args(["-rf", data]))
                 .await?;
+        } else if exec
+            .run(&NodeCommand::new("test").args(["-e", data]))
+            .await?
+            .success()
+        {
             exec.run_checked(&NodeCommand::new("mv").args([data, old_data.as_str()]))
                 .await?;
         }
@@ -318,8 +341,11 @@ pub async fn restore_control_plane(
             .with_repo_file(p.target.repo_file.as_deref());
         let installed = pkgs.kubeadm_version().await?;
         if installed > record.control_plane {
-            downgrade(&pkgs, &record.control_plane).await?;
+            pkgs.upgrade_kubeadm(&record.control_plane, true).await?;
         }
+        // Pinned whatever an interrupted attempt left (it may have moved kubeadm and died
+        // before the kubelet); installing the installed version changes nothing.
+        pkgs.install_kubelet(&record.control_plane, true).await?;
         if p.saved_state {
             let saved = settings.pre_upgrade_dir(&record.id);
             exec.run_checked(&NodeCommand::new("cp").args([
@@ -356,11 +382,6 @@ pub async fn restore_control_plane(
         pkgs.restart_kubelet().await?;
     }
     Ok(())
-}
-
-async fn downgrade(pkgs: &NodePackages<'_>, to: &KubeVersion) -> Result<()> {
-    pkgs.upgrade_kubeadm(to, true).await?;
-    pkgs.install_kubelet(to, true).await
 }
 
 /// Copies a control-plane node's manifests and kubelet configuration aside before its
