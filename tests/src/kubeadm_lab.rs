@@ -182,7 +182,8 @@ async fn releases(spec: &LabSpec) -> MockServer {
             .mount(&server)
             .await;
     }
-    for minor in ["v1.31", "v1.32"] {
+    // The minor the nodes run (a rollback returns to it) and the ones they move to.
+    for minor in ["v1.30", "v1.31", "v1.32"] {
         Mock::given(method("GET"))
             .and(path(format!("/core:/stable:/{minor}/deb/Release")))
             .respond_with(ResponseTemplate::new(200).set_body_string("Origin: obs\n"))

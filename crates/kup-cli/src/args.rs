@@ -99,6 +99,14 @@ pub enum Command {
     },
     /// Check the cluster's health now (nodes, system pods, workloads, /readyz).
     Validate(ValidateArgs),
+    /// Roll back the last upgrade as far as the provider allows, from its journal: pools back
+    /// to their earlier versions, then the control plane (kubeadm: the run's verified etcd
+    /// snapshot restored). Planned and shown first; journaled, locked and resumable (run it
+    /// again to continue); refused, with the provider's reason, for what cannot go back.
+    Rollback(RollbackArgs),
+    /// kubeadm: restore a verified etcd snapshot on every control-plane node, with the
+    /// packages and manifests of its version; everything written since it is lost.
+    Restore(RestoreArgs),
     /// kubeadm: take and verify an etcd snapshot.
     Backup {
         /// Where to keep it on the first control-plane node.
@@ -202,6 +210,55 @@ pub struct UpgradeArgs {
     /// Run options.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// Flags of `kup rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The upgrade's journal file (default: the in-cluster ConfigMap); its plan says where the
+    /// upgrade started.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// The upgrade's plan file (default: the plan stored with its journal).
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// The backup to restore (kubeadm; default: the upgrade's first verified backup).
+    #[arg(long)]
+    pub backup: Option<String>,
+    /// The rollback's own journal file (default: `kup-rollback-<cluster>.json` beside the
+    /// backup for kubeadm, else the in-cluster ConfigMap of the rollback). Its plan is kept
+    /// beside it; running `kup rollback` again resumes an unfinished rollback.
+    #[arg(long)]
+    pub rollback_journal: Option<PathBuf>,
+    /// Show the rollback plan (`-o json|markdown` too) and check it; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Don't ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// This run's identity on the cluster's lock (give the same to a rerun).
+    #[arg(long)]
+    pub holder: Option<String>,
+}
+
+/// Flags of `kup restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup's id (`kup backup` and `kup status` show it).
+    #[arg(long)]
+    pub backup: String,
+    /// Where the backup files are (default: the provider's backup directory).
+    #[arg(long)]
+    pub backup_dir: Option<PathBuf>,
+    /// The restore's journal file (default: `kup-restore-<cluster>.json` beside the backup).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Show the plan and check it; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Don't ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// Flags of `kup drain`, like kubectl's.

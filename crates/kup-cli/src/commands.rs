@@ -240,13 +240,18 @@ fn plan_store(t: &Target, run: &RunArgs) -> Arc<dyn PlanStore> {
     }
 }
 
-fn read_plan_file(path: &std::path::Path) -> Result<UpgradePlan> {
+pub(crate) fn read_plan_file(path: &std::path::Path) -> Result<UpgradePlan> {
     let text = std::fs::read_to_string(path).map_err(|source| CliError::InputFile {
         field: "--plan".into(),
         path: path.display().to_string(),
         source,
     })?;
     UpgradePlan::from_json(&text).map_err(|e| CliError::usage("--plan", e.to_string()))
+}
+
+/// The plan the run of `run`'s journal stored, if any.
+pub(crate) async fn stored_plan(t: &Target, run: &RunArgs) -> Result<Option<UpgradePlan>> {
+    Ok(plan_store(t, run).load().await?)
 }
 
 /// The plan to resume: `--plan`, else the one the run stored.
@@ -346,19 +351,24 @@ pub fn engine(
 }
 
 fn confirm(plan: &UpgradePlan) -> Result<()> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::usage(
-            "--yes",
-            "kup upgrade changes the cluster; pass --yes to confirm when not on a terminal",
-        ));
-    }
-    eprint!(
-        "Upgrade {} from {} to {} in {} steps? Type 'yes' to continue: ",
+    confirm_with(&format!(
+        "Upgrade {} from {} to {} in {} steps?",
         plan.cluster,
         plan.from,
         plan.target,
         plan.steps.len()
-    );
+    ))
+}
+
+/// Asks `question` on the terminal; only `yes` goes ahead. Off a terminal, `--yes` is needed.
+pub(crate) fn confirm_with(question: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::usage(
+            "--yes",
+            "this command changes the cluster; pass --yes to confirm when not on a terminal",
+        ));
+    }
+    eprint!("{question} Type 'yes' to continue: ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
@@ -369,7 +379,7 @@ fn confirm(plan: &UpgradePlan) -> Result<()> {
     }
 }
 
-fn cancel_on_ctrl_c(progress: Option<Arc<Progress>>) -> CancellationToken {
+pub(crate) fn cancel_on_ctrl_c(progress: Option<Arc<Progress>>) -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
@@ -434,7 +444,10 @@ pub async fn upgrade_with(
     finish_run(cli, result)
 }
 
-fn finish_run(cli: &Cli, result: kup_engine::Result<kup_engine::RunReport>) -> Result<()> {
+pub(crate) fn finish_run(
+    cli: &Cli,
+    result: kup_engine::Result<kup_engine::RunReport>,
+) -> Result<()> {
     let report = result?;
     let outcome = report.outcome;
     emit(cli.output, &report, || {

@@ -8,6 +8,7 @@ mod demo;
 mod error;
 mod output;
 mod registry;
+mod rollback;
 mod target;
 
 use std::process::ExitCode;
@@ -60,7 +61,8 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                 _ => None,
             };
             let stuck = commands::stuck_drain_policy(run)?;
-            let t = target::resolve(&cli.cluster, &drain, stuck, default).await?;
+            let restores = matches!(other, Command::Rollback(_) | Command::Restore(_));
+            let t = target::resolve(&cli.cluster, &drain, stuck, default, restores).await?;
             output::warn(cli, &t.warnings);
             match other {
                 Command::Versions => commands::versions(cli, &t).await,
@@ -71,6 +73,8 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                 Command::Status => commands::status(cli, &t).await,
                 Command::Report(a) => commands::report(cli, &t, a).await,
                 Command::Validate(a) => commands::validate(cli, &t, a).await,
+                Command::Rollback(a) => rollback::rollback(cli, &t, a).await,
+                Command::Restore(a) => rollback::restore(cli, &t, a).await,
                 Command::Backup { destination } => {
                     commands::backup(cli, t.provider.as_ref(), destination.clone()).await
                 }

@@ -119,6 +119,7 @@ pub async fn resolve(
     drain: &DrainOptions,
     on_stuck_drain: kup_core::StuckDrainPolicy,
     default: Option<&str>,
+    restore_confirmed: bool,
 ) -> Result<Target> {
     let mut args = crate::config::resolve(args)?;
     if args.provider.is_none() {
@@ -141,6 +142,7 @@ pub async fn resolve(
         kube_config: &kube.config,
         drain,
         on_stuck_drain,
+        restore_confirmed,
     })
     .await?;
     let mut warnings = kube.warnings;

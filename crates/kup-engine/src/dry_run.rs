@@ -290,7 +290,15 @@ impl Engine {
                 ..
             } => {
                 let (details, problems) = self
-                    .preview_pool(plan, live, seen, pool, to, *management)
+                    .preview_pool(
+                        plan,
+                        live,
+                        seen,
+                        pool,
+                        to,
+                        *management,
+                        crate::versions::Direction::Forward,
+                    )
                     .await;
                 out.details.extend(details);
                 out.problems.extend(problems);
@@ -299,10 +307,50 @@ impl Engine {
                 "{kind} would move add-on {name} {} → {to}",
                 seen.addons.get(name).map_or("?", String::as_str)
             )),
+            StepAction::PoolRollback {
+                pool,
+                to,
+                management,
+                release,
+                ..
+            } => {
+                if *management == kup_core::PoolManagement::Provider {
+                    out.details.push(format!(
+                        "{kind} would roll node pool {pool} back {} → {to}{}",
+                        seen.pools.get(pool).map_or("?".into(), |p| p.version.to_string()),
+                        release
+                            .as_ref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    ));
+                } else {
+                    let (details, problems) = self
+                        .preview_pool(
+                            plan,
+                            live,
+                            seen,
+                            pool,
+                            to,
+                            *management,
+                            crate::versions::Direction::Back,
+                        )
+                        .await;
+                    out.details.extend(details);
+                    out.problems.extend(problems);
+                }
+            }
+            StepAction::Restore { to, backup, .. } => out.details.push(format!(
+                "{kind} would stop the API servers and etcd on every control-plane node,                  restore backup {} ({} bytes, sha256 {}) and reinstall {to}; everything written                  since {} would be lost",
+                backup.id, backup.size_bytes, backup.sha256, backup.taken_at
+            )),
+            StepAction::ControlPlaneRollback { to, .. } => out.details.push(format!(
+                "{kind} would roll the control plane back {} → {to}",
+                seen.control_plane
+            )),
             StepAction::Validate {
                 control_plane,
                 pools,
-            } => match steps::validate_expectation(control_plane, pools, live) {
+            } => match steps::validate_expectation(control_plane, pools, live, plan.kind) {
                 Ok(e) => out.details.push(format!(
                     "would validate the API server at {} and {} pool(s), {} consecutive passes",
                     e.control_plane,

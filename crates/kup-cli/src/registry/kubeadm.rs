@@ -57,7 +57,12 @@ fn build(input: BuildInput<'_>) -> BuildFuture<'_> {
         if let Some(file) = input.settings.path("versions_file") {
             builder = builder.versions_file(file);
         }
-        let provider = builder.build().await.map_err(CliError::from)?;
+        let mut provider = builder.build().await.map_err(CliError::from)?;
+        if input.restore_confirmed {
+            provider = provider.confirm_restore(
+                kup_kubeadm::etcd::restore::RestoreConfirmation::i_understand_all_changes_since_the_snapshot_are_lost(),
+            );
+        }
         Ok(Built {
             provider: Arc::new(provider),
             warnings: Vec::new(),

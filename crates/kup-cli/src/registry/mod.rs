@@ -75,6 +75,9 @@ pub struct BuildInput<'a> {
     /// (`--on-stuck-drain`); AKS takes it (a build without AKS has no provider that does).
     #[cfg_attr(not(feature = "aks"), allow(dead_code))]
     pub on_stuck_drain: kup_core::StuckDrainPolicy,
+    /// Whether the command restores backups (`kup rollback`, `kup restore`); it asked the
+    /// user, showing the plan, before anything runs.
+    pub restore_confirmed: bool,
 }
 
 /// The future an entry's `build` returns.

@@ -14,7 +14,7 @@ use crate::engine::StepOutcome;
 use crate::error::{Error, Result};
 use crate::journal::NodePhase;
 use crate::options::parse_max_unavailable;
-use crate::versions::reached;
+use crate::versions::Direction;
 
 pub(crate) use node::NodeResult;
 
@@ -33,13 +33,15 @@ struct BatchTally {
 }
 
 impl RunContext<'_> {
-    /// Rolls `pool` to `to`, one batch at a time.
+    /// Rolls `pool` to `to` (forward for an upgrade, back for a rollback), one batch at a
+    /// time.
     pub(crate) async fn roll_pool(
         &self,
         index: usize,
         pool: &NodePool,
         to: &KubeVersion,
         control_plane: &KubeVersion,
+        direction: Direction,
     ) -> Result<StepOutcome> {
         let engine = self.engine;
         let opts = engine.options.pool(&pool.name).clone();
@@ -79,7 +81,7 @@ impl RunContext<'_> {
             } else {
                 let pending: Vec<String> = nodes
                     .iter()
-                    .filter(|n| !n.kubelet.as_ref().is_some_and(|k| reached(k, to)))
+                    .filter(|n| !n.kubelet.as_ref().is_some_and(|k| direction.arrived(k, to)))
                     .filter(|n| !left_now.contains(&n.name))
                     .map(|n| n.name.clone())
                     .collect();
@@ -101,20 +103,21 @@ impl RunContext<'_> {
                 let canary_done = !upgraded.is_empty()
                     || nodes
                         .iter()
-                        .any(|n| n.kubelet.as_ref().is_some_and(|k| reached(k, to)));
+                        .any(|n| n.kubelet.as_ref().is_some_and(|k| direction.arrived(k, to)));
                 next_batch(&pending, canary_done, budget)
             };
             first = false;
             let tally = self
-                .run_batch(index, pool, &batch, to, control_plane)
+                .run_batch(index, pool, &batch, to, control_plane, direction)
                 .await?;
             upgraded.extend(tally.upgraded);
             left.extend(tally.left_cordoned);
         }
         let mut message = format!(
-            "{} node(s) of pool {} upgraded to {to}",
+            "{} node(s) of pool {} {} to {to}",
             upgraded.len(),
-            pool.name
+            pool.name,
+            direction.moved()
         );
         if !left.is_empty() {
             message.push_str(&format!(
@@ -133,6 +136,7 @@ impl RunContext<'_> {
         batch: &[String],
         to: &KubeVersion,
         control_plane: &KubeVersion,
+        direction: Direction,
     ) -> Result<BatchTally> {
         self.emit(Event::StepProgress {
             step: index,
@@ -146,7 +150,7 @@ impl RunContext<'_> {
         let results = join_all(
             batch
                 .iter()
-                .map(|name| self.roll_node(index, &pool.name, name, to, control_plane)),
+                .map(|name| self.roll_node(index, &pool.name, name, to, control_plane, direction)),
         )
         .await;
         let mut tally = BatchTally::default();

@@ -7,7 +7,7 @@ use crate::engine::RunContext;
 use crate::engine::operation::{OpRequest, OpSlot};
 use crate::error::{Error, Result};
 use crate::journal::{NodePhase, NodeRecord, short};
-use crate::versions::{kubelet_not_newer, reached};
+use crate::versions::{Direction, kubelet_not_newer};
 
 /// How a node ended when it did not fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +57,7 @@ impl RunContext<'_> {
         name: &str,
         to: &KubeVersion,
         control_plane: &KubeVersion,
+        direction: Direction,
     ) -> Result<NodeResult> {
         let engine = self.engine;
         let record = self.journal.read(|j| j.node(name).cloned()).await;
@@ -131,7 +132,10 @@ impl RunContext<'_> {
             self.forget_node(index, name, false).await?;
             return Ok(NodeResult::Gone);
         };
-        let at_version = state.kubelet.as_ref().is_some_and(|k| reached(k, to));
+        let at_version = state
+            .kubelet
+            .as_ref()
+            .is_some_and(|k| direction.arrived(k, to));
 
         if !at_version && phase == NodePhase::Cordoned {
             let drain = engine.options.drain_for(pool);

@@ -341,6 +341,32 @@ impl Engine {
                 ),
             ));
         }
+        if plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, StepAction::Restore { .. }))
+        {
+            // A restore stops the API servers and puts back etcd as it was at the backup:
+            // a journal or lock kept in the cluster would be lost mid-step, then rewound.
+            if self.journal.in_cluster() {
+                return Err(Error::invalid_input(
+                    "journal",
+                    format!(
+                        "this plan restores the control plane, which rewinds everything stored                          in the cluster, {} included; keep the journal outside the cluster (a                          journal file: FileJournalStore, `--journal FILE`)",
+                        self.journal.describe()
+                    ),
+                ));
+            }
+            if self.lock.in_cluster() {
+                return Err(Error::invalid_input(
+                    "lock",
+                    format!(
+                        "this plan restores the control plane, which stops the API servers that                          keep {}; use a lock outside the cluster (FileLock)",
+                        self.lock.describe()
+                    ),
+                ));
+            }
+        }
         let planned: BTreeSet<&str> = plan.pools.keys().map(String::as_str).collect();
         for pool in &self.options.drain_ahead {
             if !planned.contains(pool.as_str()) {

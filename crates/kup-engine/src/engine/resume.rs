@@ -1,6 +1,6 @@
 //! Whether a journal may be resumed with this plan in the cluster as it is now.
 
-use kup_core::{ClusterInfo, StepAction, UpgradePlan};
+use kup_core::{ClusterInfo, PlanKind, StepAction, UpgradePlan};
 
 use crate::error::{Error, Result};
 use crate::journal::Journal;
@@ -32,14 +32,27 @@ pub(crate) fn check_resume(
     }
     let (done, next) = journal.control_plane_window(plan);
     let cp = &live.control_plane;
-    if cp.minor_distance(&done) > 0 {
+    if plan.kind == PlanKind::Rollback {
+        // A rollback moves the control plane back: it lies between the last version the
+        // journal records as reached and the next one it goes back to.
+        if cp.minor_distance(&done) < 0 {
+            return Err(refuse(format!(
+                "the control plane is at {cp}, newer than {done}, which the rollback's journal                  records as reached; it was upgraded since. Make a new rollback plan"
+            )));
+        }
+        if cp.minor_distance(&next) > 0 {
+            return Err(refuse(format!(
+                "the control plane is at {cp}, before {next}, the furthest back the rollback                  goes; it was restored outside this run. Make a new rollback plan"
+            )));
+        }
+    } else if cp.minor_distance(&done) > 0 {
         return Err(refuse(format!(
             "the control plane is at {cp}, behind {done}, which the journal records as reached; \
              it was rolled back or restored since, so the recorded steps no longer hold. Make \
              a new plan"
         )));
     }
-    if cp.minor_distance(&next) < 0 {
+    if plan.kind == PlanKind::Upgrade && cp.minor_distance(&next) < 0 {
         return Err(refuse(format!(
             "the control plane is at {cp}, past {next}, the furthest the journal expects; it \
              was upgraded outside this run. Make a new plan"
@@ -47,7 +60,9 @@ pub(crate) fn check_resume(
     }
     let mut missing: Vec<String> = Vec::new();
     for step in &plan.steps {
-        let StepAction::NodePool { pool, .. } = &step.action else {
+        let (StepAction::NodePool { pool, .. } | StepAction::PoolRollback { pool, .. }) =
+            &step.action
+        else {
             continue;
         };
         let finished = journal.step(step.index).is_some_and(|s| s.state.is_done());

@@ -187,6 +187,10 @@ impl JournalStore for ConfigMapJournalStore {
         Ok(())
     }
 
+    fn in_cluster(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("configmap {}/{}", self.namespace, self.name)
     }

@@ -52,6 +52,12 @@ pub trait JournalStore: Send + Sync + std::fmt::Debug {
     /// Where it is kept, for messages (`file /var/lib/kup/prod.json`,
     /// `configmap kube-system/kup-journal-prod`).
     fn describe(&self) -> String;
+
+    /// Whether it is kept in the cluster's own API (a ConfigMap), so that a restore of the
+    /// cluster's state would rewind it.
+    fn in_cluster(&self) -> bool {
+        false
+    }
 }
 
 /// A run's state.
@@ -346,7 +352,10 @@ impl Journal {
         let mut done = plan.from.clone();
         let mut next = None;
         for step in &plan.steps {
-            let StepAction::ControlPlane { to, .. } = &step.action else {
+            let (StepAction::ControlPlane { to, .. }
+            | StepAction::Restore { to, .. }
+            | StepAction::ControlPlaneRollback { to, .. }) = &step.action
+            else {
                 continue;
             };
             let finished = self.step(step.index).is_some_and(|r| r.state.is_done());

@@ -429,6 +429,10 @@ impl ClusterLock for LeaseLock {
         }))
     }
 
+    fn in_cluster(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("lease {}", self.lease_ref())
     }

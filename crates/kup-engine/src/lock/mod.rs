@@ -2,9 +2,11 @@
 //!
 //! [`LeaseLock`] keeps a `coordination.k8s.io/v1` Lease in the cluster, renewed in the
 //! background while the run goes on and taken over from another holder only after it
-//! expired; [`LocalLock`] is a process-local lock for embedders that coordinate runs
+//! expired; [`FileLock`] is a lock file on the machine running kup, for runs that cannot
+//! depend on the cluster's API (restores); [`LocalLock`] is a process-local lock for embedders that coordinate runs
 //! themselves, and for tests.
 
+mod file;
 mod lease;
 mod local;
 
@@ -16,6 +18,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub use file::FileLock;
 pub use lease::{LeaseLock, LeaseSettings, default_holder};
 pub use local::LocalLock;
 
@@ -58,6 +61,12 @@ pub trait ClusterLock: Send + Sync + std::fmt::Debug {
 
     /// The identity this lock writes as holder.
     fn identity(&self) -> &str;
+
+    /// Whether the lock is kept in the cluster's own API (a Lease), so that a restore of the
+    /// cluster's state would rewind it and a stopped API server would lose it.
+    fn in_cluster(&self) -> bool {
+        false
+    }
 }
 
 type Release = Pin<Box<dyn Future<Output = Result<()>> + Send>>;

@@ -19,13 +19,14 @@ mod backup;
 mod control_plane;
 mod node_pool;
 mod preflight;
+mod rollback;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kup_core::{
-    Capabilities, ClusterInfo, KubeVersion, Operation, PlanStep, PoolManagement, SkewPolicy,
-    StepAction, UpgradePlan,
+    Capabilities, ClusterInfo, ControlPlaneRollback, KubeVersion, Operation, PlanStep,
+    PoolManagement, SkewPolicy, StepAction, UpgradePlan,
 };
 
 use crate::engine::{RunContext, StepOutcome};
@@ -113,6 +114,20 @@ impl Facts {
                     *version = to.clone();
                 }
             }
+            StepAction::PoolRollback { pool, to, .. } => {
+                if let Some(p) = self.pools.get_mut(pool) {
+                    p.version = to.clone();
+                }
+            }
+            StepAction::Restore { to, pools, .. } => {
+                self.control_plane = to.clone();
+                for name in pools {
+                    if let Some(p) = self.pools.get_mut(name) {
+                        p.version = to.clone();
+                    }
+                }
+            }
+            StepAction::ControlPlaneRollback { to, .. } => self.control_plane = to.clone(),
             _ => {}
         }
     }
@@ -209,6 +224,30 @@ pub(crate) fn decide(
         StepAction::Addon { name, to, .. } => {
             addon::rule(name, to, facts, journal, &record, inputs)
         }
+        StepAction::PoolRollback {
+            pool,
+            to,
+            management,
+            ..
+        } => rollback::pool_rule(pool, to, *management, facts, journal, &record, inputs),
+        StepAction::Restore { to, pools, .. } => rollback::control_plane_rule(
+            to,
+            pools,
+            ControlPlaneRollback::RestoreBackup,
+            facts,
+            journal,
+            &record,
+            inputs,
+        ),
+        StepAction::ControlPlaneRollback { to, .. } => rollback::control_plane_rule(
+            to,
+            &[],
+            ControlPlaneRollback::DuringSoak,
+            facts,
+            journal,
+            &record,
+            inputs,
+        ),
         StepAction::Validate { control_plane, .. } => validate::rule(control_plane, facts, &record),
         _ => Decision::Refuse(unknown_kind(step)),
     }
@@ -272,6 +311,27 @@ impl RunContext<'_> {
             } => {
                 self.run_addon(i, name, from, to, control_plane, &live)
                     .await
+            }
+            StepAction::PoolRollback {
+                pool,
+                to,
+                management,
+                release,
+                basis,
+                ..
+            } => {
+                let back = rollback::PoolBack {
+                    pool,
+                    to,
+                    management: *management,
+                    release: release.as_deref(),
+                    basis,
+                };
+                self.run_pool_rollback(i, back, &live).await
+            }
+            StepAction::Restore { to, backup, .. } => self.run_restore(i, to, backup).await,
+            StepAction::ControlPlaneRollback { to, basis, .. } => {
+                self.run_control_plane_rollback(i, to, basis, &live).await
             }
             StepAction::Validate {
                 control_plane,

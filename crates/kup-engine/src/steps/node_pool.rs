@@ -13,7 +13,7 @@ use crate::options::parse_max_unavailable;
 use crate::versions::{kubelet_not_newer, reached};
 
 /// Whether kup rolls the pool's nodes itself (planned so, managed so, or drained ahead).
-fn kup_rolled(
+pub(super) fn kup_rolled(
     pool: &str,
     planned: PoolManagement,
     live: &PoolFacts,
@@ -108,7 +108,13 @@ impl RunContext<'_> {
         };
         if kup_rolled(pool, planned, &facts, &engine.rule_inputs(self.plan)) {
             return self
-                .roll_pool(index, &live_pool, to, &live.control_plane)
+                .roll_pool(
+                    index,
+                    &live_pool,
+                    to,
+                    &live.control_plane,
+                    crate::versions::Direction::Forward,
+                )
                 .await;
         }
         let opts = engine.options.pool(pool).provider.clone();
@@ -170,6 +176,7 @@ impl Engine {
         pool: &str,
         to: &KubeVersion,
         planned: PoolManagement,
+        direction: crate::versions::Direction,
     ) -> (Vec<String>, Vec<String>) {
         let mut details = Vec::new();
         let mut problems = Vec::new();
@@ -203,14 +210,14 @@ impl Engine {
         };
         let pending_nodes: Vec<_> = nodes
             .iter()
-            .filter(|n| !n.kubelet.as_ref().is_some_and(|k| reached(k, to)))
+            .filter(|n| !n.kubelet.as_ref().is_some_and(|k| direction.arrived(k, to)))
             .collect();
         let pending: Vec<String> = pending_nodes.iter().map(|n| n.name.clone()).collect();
         let batches = pool_batches(&pending, nodes.len() > pending.len(), budget);
         let canary_first = nodes.len() == pending.len();
         for (i, batch) in batches.iter().enumerate() {
             details.push(format!(
-                "batch {}{}: {} (cordon, drain, upgrade to {to}, wait Ready, uncordon, \
+                "batch {}{}: {} (cordon, drain, {} to {to}, wait Ready, uncordon, \
                  validate {} time(s))",
                 i + 1,
                 if i == 0 && canary_first {
@@ -219,6 +226,10 @@ impl Engine {
                     ""
                 },
                 batch.join(", "),
+                match direction {
+                    crate::versions::Direction::Forward => "upgrade",
+                    crate::versions::Direction::Back => "move back",
+                },
                 self.options.gate.passes
             ));
         }

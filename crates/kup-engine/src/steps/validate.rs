@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use kup_core::{ClusterInfo, KubeVersion};
+use kup_core::{ClusterInfo, KubeVersion, PlanKind};
 use kup_kube::validate::Expectation;
 
 use super::{Decision, Facts, Record};
@@ -31,13 +31,17 @@ pub(crate) fn expectation(
     control_plane: &KubeVersion,
     pools: &BTreeMap<String, KubeVersion>,
     live: &ClusterInfo,
+    kind: PlanKind,
 ) -> Result<Expectation> {
     let expected: BTreeMap<String, KubeVersion> = pools
         .iter()
         .map(|(name, want)| {
             let have = live.pool(name).map(|p| &p.version);
             let want = match have {
-                Some(have) if have.minor_distance(want) < 0 => have.to_minor(),
+                // An upgrade accepts a pool already past its plan; a rollback wants it back.
+                Some(have) if kind == PlanKind::Upgrade && have.minor_distance(want) < 0 => {
+                    have.to_minor()
+                }
                 _ => want.clone(),
             };
             (name.clone(), want)
@@ -59,7 +63,8 @@ impl RunContext<'_> {
         live: &ClusterInfo,
     ) -> Result<StepOutcome> {
         let engine = self.engine;
-        let mut expectation = expectation(control_plane, pools, live)?.since(self.started);
+        let mut expectation =
+            expectation(control_plane, pools, live, self.plan.kind)?.since(self.started);
         let left: Vec<(String, String)> = self
             .journal
             .read(|j| {

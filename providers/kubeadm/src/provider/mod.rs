@@ -393,6 +393,8 @@ impl UpgradeProvider for KubeadmProvider {
             c.provider_drains_nodes = true;
             c.managed_addons = false;
             c.backup = BackupSupport::Required;
+            // Back by restoring the run's verified etcd snapshot; workers go back node by node.
+            c.control_plane_rollback = kup_core::ControlPlaneRollback::RestoreBackup;
         })
     }
 

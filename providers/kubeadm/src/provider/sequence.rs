@@ -84,10 +84,12 @@ impl KubeadmProvider {
         self.check_node_repositories(node, &to).await?;
         let pkgs = NodePackages::new(exec.as_ref(), pm, &self.settings.packages)
             .with_repo_file(spec.repo_file.as_deref());
-        pkgs.upgrade_kubeadm(&to, false).await?;
+        // A rollback moves a worker back: the earlier packages are installed as a downgrade.
+        let downgrade = state.kubelet.as_ref().is_some_and(|k| *k > to);
+        pkgs.upgrade_kubeadm(&to, downgrade).await?;
         exec.run_checked(&kubeadm::upgrade_node(self.settings.kubeadm_timeout))
             .await?;
-        pkgs.upgrade_kubelet(&to, false).await?;
+        pkgs.upgrade_kubelet(&to, downgrade).await?;
         Ok(op)
     }
 

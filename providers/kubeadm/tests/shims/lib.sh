@@ -44,3 +44,14 @@ wait_while() {
     sleep 0.1
   done
 }
+
+# set_apiserver VERSION: the kubelet restarted the API server static pod at VERSION; its
+# mirror pod shows the image.
+set_apiserver() {
+  echo "$1" > "$STATE/apiserver"
+  if [ -n "${KUP_SIM_URL:-}" ]; then
+    curl -fsS -X PATCH -H 'Content-Type: application/strategic-merge-patch+json' \
+      --data "{\"spec\":{\"containers\":[{\"name\":\"kube-apiserver\",\"image\":\"registry.k8s.io/kube-apiserver:v$1\"}]}}" \
+      "$KUP_SIM_URL/api/v1/namespaces/kube-system/pods/kube-apiserver-$NODE" >/dev/null
+  fi
+}
