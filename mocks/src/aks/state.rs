@@ -1374,3 +1374,71 @@ fn route_name(call: &Call<'_>) -> String {
     };
     format!("{} {kind}", call.method)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn put(s: &mut State, to: &str) -> Answer {
+        s.put_pool(
+            "demo",
+            "apps",
+            &json!({ "properties": { "orchestratorVersion": to } }),
+        )
+    }
+
+    /// Ends the pool's running operation as a finished roll would.
+    fn finish(s: &mut State, to: &str) {
+        for op in &mut s.operations {
+            op.status = "Succeeded".into();
+        }
+        let p = s
+            .clusters
+            .get_mut("demo")
+            .and_then(|c| c.pools.get_mut("apps"))
+            .unwrap();
+        p.current = to.into();
+        p.provisioning = "Succeeded".into();
+    }
+
+    #[test]
+    fn a_downgrade_is_refused_unless_the_profile_lists_it_as_recently_used() {
+        let mut s = State::new(AksConfig::demo());
+        let err = put(&mut s, "1.33.3").unwrap_err();
+        assert_eq!(err.status, 400);
+        assert_eq!(err.code, "NotAllowedAgentPoolVersionDowngrade");
+        assert!(profile_versions(&s).is_empty());
+
+        s.clusters.get_mut("demo").unwrap().current = "1.34.2".into();
+        put(&mut s, "1.34.2").unwrap();
+        finish(&mut s, "1.34.2");
+        assert_eq!(profile_versions(&s), ["1.33.5"]);
+
+        // Still refused: 1.33.3 was never used by the pool.
+        let err = put(&mut s, "1.33.3").unwrap_err();
+        assert_eq!(err.code, "NotAllowedAgentPoolVersionDowngrade");
+        // Accepted: 1.33.5 is listed, and the rollback puts its node image back.
+        put(&mut s, "1.33.5").unwrap();
+        let op = s.operations.last().unwrap();
+        assert_eq!(
+            op.target,
+            OperationTarget::AgentPool {
+                pool: "apps".into(),
+                to: "1.33.5".into(),
+                image: Some(super::super::demo::DEMO_NODE_IMAGE.into()),
+            }
+        );
+        // The rollback is recorded as well: 1.34.2 is the way back now, newest first.
+        assert_eq!(profile_versions(&s), ["1.34.2", "1.33.5"]);
+    }
+
+    fn profile_versions(s: &State) -> Vec<String> {
+        s.pool_upgrade_profile("demo", "apps")["properties"]["recentlyUsedVersions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["orchestratorVersion"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
