@@ -230,6 +230,28 @@ async fn upgrade_status_report_and_a_busy_cluster() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(json(&out)["plan_id"], report["plan_id"]);
 
+    // Rolling the upgrade back: EKS downgrades neither the control plane nor a node group's
+    // Kubernetes version, so the rollback is refused with EKS's reasons and nothing moves.
+    let out = env.kup(&["rollback", "--dry-run"]).await;
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("EKS")
+            && err.contains("rolling back cluster demo")
+            && err.contains("control plane"),
+        "{err}"
+    );
+    let out = env.kup(&["status", "-o", "json"]).await;
+    assert_eq!(
+        json(&out)["plan_id"],
+        report["plan_id"],
+        "the upgrade's journal is untouched"
+    );
+    // `kup restore` is kubeadm's: refused naming the flag, before anything is read.
+    let out = env.kup(&["restore", "--backup", "etcd-demo-1"]).await;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--provider") && stderr(&out).contains("kup rollback"));
+
     // A control-plane update started elsewhere makes the cluster busy: exit code 4.
     let provider = kup_eks::EksBuilder::new()
         .cluster_name("demo")

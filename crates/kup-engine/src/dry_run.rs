@@ -297,7 +297,6 @@ impl Engine {
                         pool,
                         to,
                         *management,
-                        crate::versions::Direction::Forward,
                     )
                     .await;
                 out.details.extend(details);
@@ -332,7 +331,6 @@ impl Engine {
                             pool,
                             to,
                             *management,
-                            crate::versions::Direction::Back,
                         )
                         .await;
                     out.details.extend(details);

@@ -417,7 +417,42 @@ impl Runbook {
 const SNAPSHOT: &str = "etcd snapshot taken and verified";
 const PREFLIGHT: &str = "Pre-flight checks pass with no blocker";
 
+fn rollback_prerequisites(plan: &UpgradePlan) -> Vec<CheckItem> {
+    let mut items = Vec::new();
+    for step in &plan.steps {
+        if let StepAction::Restore { backup, .. } = &step.action {
+            items.push(
+                CheckItem::open(format!(
+                    "Backup {} (taken {} at {}, sha256 {}) is the one to return to",
+                    backup.id, backup.taken_at, backup.control_plane, backup.sha256
+                ))
+                .note("verified again by the restore"),
+            );
+            items.push(
+                CheckItem::open(
+                    "Everything written to the cluster since that backup will be lost                      (workloads, Secrets, leases changed since)",
+                )
+                .note("accepted by: ______"),
+            );
+        }
+    }
+    for refusal in &plan.not_rolled_back {
+        items.push(
+            CheckItem::open(format!(
+                "Stays where it is: {} ({})",
+                refusal.part, refusal.reason
+            ))
+            .note("acknowledged by the operator"),
+        );
+    }
+    items.push(CheckItem::open("Rollback window approved").note("approved by: ______"));
+    items
+}
+
 fn prerequisites(plan: &UpgradePlan) -> Vec<CheckItem> {
+    if plan.kind == kup_core::PlanKind::Rollback {
+        return rollback_prerequisites(plan);
+    }
     let mut items = Vec::new();
     let has_backup = plan
         .steps
@@ -467,13 +502,22 @@ fn step_nodes(action: &StepAction, cluster: Option<&ClusterInfo>) -> Vec<String>
         return Vec::new();
     };
     match action {
-        StepAction::ControlPlane { .. } if cluster.provider == ProviderKind::Kubeadm => cluster
-            .node_pools
-            .iter()
-            .filter(|p| p.control_plane)
-            .flat_map(|p| p.nodes.iter().cloned())
-            .collect(),
+        StepAction::ControlPlane { .. } | StepAction::Restore { .. }
+            if cluster.provider == ProviderKind::Kubeadm =>
+        {
+            cluster
+                .node_pools
+                .iter()
+                .filter(|p| p.control_plane)
+                .flat_map(|p| p.nodes.iter().cloned())
+                .collect()
+        }
         StepAction::NodePool {
+            pool,
+            management: PoolManagement::Kup,
+            ..
+        }
+        | StepAction::PoolRollback {
             pool,
             management: PoolManagement::Kup,
             ..

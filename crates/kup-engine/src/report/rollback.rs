@@ -1,16 +1,30 @@
 //! What each provider allows to be undone, as the runbook's rollback section says it.
 
-use kup_core::{PoolManagement, ProviderKind, StepAction, UpgradePlan};
+use kup_core::{PlanKind, PoolManagement, ProviderKind, StepAction, UpgradePlan};
 
 /// The rollback steps that apply to `plan`, in the order an operator would take them.
 pub(super) fn steps(plan: &UpgradePlan) -> Vec<String> {
+    if plan.kind == PlanKind::Rollback {
+        // A rollback's own way back is a new upgrade plan.
+        let mut out = vec![format!(
+            "To return to {} after this rollback, make a new upgrade plan (`kup plan --to {}`).",
+            plan.from, plan.from
+        )];
+        out.extend(
+            plan.not_rolled_back
+                .iter()
+                .map(|r| format!("Not rolled back: {}: {}", r.part, r.reason)),
+        );
+        return out;
+    }
     let from = &plan.from;
     let mut out = Vec::new();
     let pools_move = plan.pool_upgrades().count() > 0;
     match &plan.provider {
         ProviderKind::Kubeadm => {
             out.push(format!(
-                "Control plane: restore the run's verified etcd snapshot on every control-plane \
+                "Control plane (`kup rollback`, or `kup restore --backup ID` alone): restore \
+                 the run's verified etcd snapshot on every control-plane \
                  node, one at a time (stop the kube-apiserver static pod, restore etcd into a new \
                  data directory and swap it in, install kubeadm, kubelet and kubectl {from} \
                  again, put back the {from} manifests, restart the kubelet), then check that the \

@@ -176,8 +176,12 @@ impl Engine {
         pool: &str,
         to: &KubeVersion,
         planned: PoolManagement,
-        direction: crate::versions::Direction,
     ) -> (Vec<String>, Vec<String>) {
+        // A rollback plan moves kup-rolled pools back.
+        let direction = match plan.kind {
+            kup_core::PlanKind::Rollback => crate::versions::Direction::Back,
+            _ => crate::versions::Direction::Forward,
+        };
         let mut details = Vec::new();
         let mut problems = Vec::new();
         let (Some(live_pool), Some(facts)) = (live.pool(pool), seen.pools.get(pool)) else {
