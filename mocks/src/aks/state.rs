@@ -1405,21 +1405,25 @@ mod tests {
     #[test]
     fn a_downgrade_is_refused_unless_the_profile_lists_it_as_recently_used() {
         let mut s = State::new(AksConfig::demo());
-        let err = put(&mut s, "1.33.3").unwrap_err();
+        let Err(err) = put(&mut s, "1.33.3") else {
+            panic!("a downgrade to 1.33.3 was accepted")
+        };
         assert_eq!(err.status, 400);
         assert_eq!(err.code, "NotAllowedAgentPoolVersionDowngrade");
         assert!(profile_versions(&s).is_empty());
 
         s.clusters.get_mut("demo").unwrap().current = "1.34.2".into();
-        put(&mut s, "1.34.2").unwrap();
+        assert!(put(&mut s, "1.34.2").is_ok());
         finish(&mut s, "1.34.2");
         assert_eq!(profile_versions(&s), ["1.33.5"]);
 
         // Still refused: 1.33.3 was never used by the pool.
-        let err = put(&mut s, "1.33.3").unwrap_err();
+        let Err(err) = put(&mut s, "1.33.3") else {
+            panic!("a downgrade to 1.33.3 was accepted")
+        };
         assert_eq!(err.code, "NotAllowedAgentPoolVersionDowngrade");
         // Accepted: 1.33.5 is listed, and the rollback puts its node image back.
-        put(&mut s, "1.33.5").unwrap();
+        assert!(put(&mut s, "1.33.5").is_ok());
         let op = s.operations.last().unwrap();
         assert_eq!(
             op.target,
