@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams};
 use kup_core::{
     AddonOptions, AddonUpgrade, BackupOptions, BackupSupport, ClusterInfo, ControlPlaneOptions,
     Error, ErrorCategory, KubeVersion, NodePoolOptions, Operation, OperationStatus,
-    OperationTarget, PoolManagement, StepAction, UpgradeProvider,
+    OperationTarget, PoolManagement, RollbackOption, RollbackPart, StepAction, UpgradeProvider,
 };
 use kup_mocks::k8s::DeletedVia;
 
@@ -513,6 +513,7 @@ pub async fn pool_upgrade_moves_every_node_through_the_eviction_api(h: &impl Har
     hop(h).await;
     let info = cluster(p.as_ref()).await;
     let target = info.control_plane.clone();
+    let from = info.pool(&pool).map(|n| n.version.clone());
     let selector = info
         .pool(&pool)
         .and_then(|n| n.node_selector.clone())
@@ -565,7 +566,36 @@ pub async fn pool_upgrade_moves_every_node_through_the_eviction_api(h: &impl Har
         );
     }
     assert!(violations.is_empty(), "budgets broken: {violations:?}");
+    if p.capabilities().node_pool_rollback {
+        pool_rollback_is_offered_or_refused(h, &pool, from).await;
+    }
     Checked::Held
+}
+
+/// After a completed pool upgrade, a provider that declares pool rollbacks either offers the
+/// pool's previous version back or says, in its words, why not.
+async fn pool_rollback_is_offered_or_refused(
+    h: &impl Harness,
+    pool: &str,
+    from: Option<KubeVersion>,
+) {
+    let offer =
+        h.provider().rollback_offer().await.unwrap_or_else(|e| {
+            panic!("the rollback offer after upgrading pool {pool} failed: {e}")
+        });
+    let part = RollbackPart::pool(pool);
+    let option = offer.options_for(&part).next();
+    if h.rolls_back_completed_pool_upgrades() {
+        let option = option.unwrap_or_else(|| {
+            panic!("pool {pool} was upgraded, yet no rollback is offered: {offer:?}")
+        });
+        assert_eq!(Some(&option.to), from.as_ref(), "{offer:?}");
+    } else if option.is_none() {
+        assert!(
+            offer.refusal(&part).is_some_and(|r| !r.is_empty()),
+            "pool {pool}: neither offered nor refused with a reason: {offer:?}"
+        );
+    }
 }
 
 fn node_names(sim: &kup_mocks::k8s::SimHandle, selector: &str) -> Vec<String> {
@@ -619,6 +649,26 @@ pub async fn undeclared_capabilities_are_not_supported_and_never_planned(
                 let (p, name, cp) = (p.clone(), name.clone(), cp.clone());
                 async move {
                     p.upgrade_node_pool(&name, &cp, &NodePoolOptions::default())
+                        .await
+                        .map(drop)
+                }
+            })
+            .await,
+        );
+    }
+    if !caps.node_pool_rollback {
+        let name = pool.as_ref().map(|n| n.name.clone()).unwrap_or_default();
+        let back = RollbackOption {
+            part: RollbackPart::pool(name.clone()),
+            to: cp.clone(),
+            release: None,
+            basis: "the behaviour suite".into(),
+        };
+        refused.push(
+            refuses(h, "node pool rollbacks", || {
+                let (p, name, back) = (p.clone(), name.clone(), back.clone());
+                async move {
+                    p.rollback_node_pool(&name, &back, &NodePoolOptions::default())
                         .await
                         .map(drop)
                 }

@@ -135,6 +135,13 @@ pub trait Harness: Send + Sync + Sized {
         None
     }
 
+    /// Whether the provider's API offers a pool's previous version back once its upgrade has
+    /// completed (AKS's `recentlyUsedVersions`); others only while it runs or soaks (GKE).
+    /// Asked only when the provider declares `node_pool_rollback`.
+    fn rolls_back_completed_pool_upgrades(&self) -> bool {
+        false
+    }
+
     /// Whether the provider can tell an operation it never started from one it did. Providers
     /// that derive an operation's state from the cluster (kubeadm) cannot.
     fn tracks_operations(&self) -> Result<(), Unstaged> {

@@ -128,6 +128,10 @@ impl Harness for Aks {
     fn pool_to_roll(&self) -> Option<String> {
         Some("system".into())
     }
+
+    fn rolls_back_completed_pool_upgrades(&self) -> bool {
+        true
+    }
 }
 
 kup_tests::behaviour_tests!(Aks);

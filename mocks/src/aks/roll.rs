@@ -42,9 +42,11 @@ type Failure = Value;
 impl State {
     fn roll_plan(&self, id: &str) -> Option<Plan> {
         let op = self.operations.iter().find(|o| o.id == id)?;
-        let (pool, to) = match &op.target {
-            OperationTarget::AgentPool { pool, to } => (pool.clone(), Some(to.clone())),
-            OperationTarget::NodeImage { pool } => (pool.clone(), None),
+        let (pool, to, image) = match &op.target {
+            OperationTarget::AgentPool { pool, to, image } => {
+                (pool.clone(), Some(to.clone()), image.clone())
+            }
+            OperationTarget::NodeImage { pool } => (pool.clone(), None, None),
             _ => return None,
         };
         let p = self.clusters.get(&op.cluster)?.pools.get(&pool)?;
@@ -55,7 +57,7 @@ impl State {
             pool,
             mode: p.mode.as_str().to_ascii_lowercase(),
             kubelet: format!("v{}", to.unwrap_or_else(|| p.current.clone())),
-            image: self.config.node_image.clone(),
+            image: image.unwrap_or_else(|| self.config.node_image.clone()),
             surge: s["maxSurge"].as_str().unwrap_or("10%").to_string(),
             unavailable: s["maxUnavailable"].as_str().unwrap_or("0").to_string(),
             drain_timeout: minutes("drainTimeoutInMinutes", 30),
@@ -79,9 +81,11 @@ impl State {
             // Aborted meanwhile: the abort set the states.
             return;
         }
-        let (pool, to) = match &op.target {
-            OperationTarget::AgentPool { pool, to } => (pool.clone(), Some(to.clone())),
-            OperationTarget::NodeImage { pool } => (pool.clone(), None),
+        let (pool, to, image) = match &op.target {
+            OperationTarget::AgentPool { pool, to, image } => {
+                (pool.clone(), Some(to.clone()), image.clone())
+            }
+            OperationTarget::NodeImage { pool } => (pool.clone(), None, None),
             _ => return,
         };
         let failed = result.is_err();
@@ -95,7 +99,7 @@ impl State {
                 op.error = Some(e);
             }
         }
-        let image = self.config.node_image.clone();
+        let image = image.unwrap_or_else(|| self.config.node_image.clone());
         let Some(p) = self
             .clusters
             .get_mut(&op.cluster)

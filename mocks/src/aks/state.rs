@@ -86,6 +86,9 @@ pub enum OperationTarget {
         pool: String,
         /// The target patch.
         to: String,
+        /// The node image it moves to: `None` the newest, a rollback the one its
+        /// `recentlyUsedVersions` entry names.
+        image: Option<String>,
     },
     /// An agent pool moves to the newest node image only.
     NodeImage {
@@ -127,7 +130,20 @@ pub(crate) struct PoolState {
     pub provisioning: String,
     pub node_image: String,
     pub upgrade_settings: Value,
+    /// `recentlyUsedVersions`, newest first: what the pool ran before each upgrade.
+    pub recent: Vec<RecentVersion>,
 }
+
+/// One `recentlyUsedVersions` entry of an agent pool's upgrade profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RecentVersion {
+    pub orchestrator_version: String,
+    pub node_image_version: String,
+    pub timestamp: String,
+}
+
+/// How many `recentlyUsedVersions` entries a pool keeps.
+const RECENT_VERSIONS: usize = 5;
 
 pub(crate) struct ClusterState {
     pub name: String,
@@ -251,6 +267,7 @@ impl State {
                         provisioning: "Succeeded".into(),
                         node_image: super::demo::DEMO_NODE_IMAGE.into(),
                         upgrade_settings: json!({ "maxSurge": p.max_surge }),
+                        recent: Vec::new(),
                     },
                 )
             })
@@ -710,6 +727,11 @@ impl State {
                 "osType": "Linux",
                 "upgrades": self.pool_upgrades(c, p),
                 "latestNodeImageVersion": self.config.node_image,
+                "recentlyUsedVersions": p.recent.iter().map(|r| json!({
+                    "orchestratorVersion": r.orchestrator_version,
+                    "nodeImageVersion": r.node_image_version,
+                    "timestamp": r.timestamp,
+                })).collect::<Vec<_>>(),
             },
         })
     }
@@ -1062,7 +1084,14 @@ impl State {
                 format!("Version {to} is not supported in this region."),
             ));
         }
-        if patch_key(&to) < patch_key(&p.current) {
+        // A rollback: back to a version the pool ran before, with that entry's node image.
+        let rollback = p
+            .recent
+            .iter()
+            .find(|r| r.orchestrator_version == to)
+            .filter(|_| patch_key(&to) < patch_key(&p.current))
+            .map(|r| r.node_image_version.clone());
+        if patch_key(&to) < patch_key(&p.current) && rollback.is_none() {
             return Err(ArmError::new(
                 400,
                 "NotAllowedAgentPoolVersionDowngrade",
@@ -1088,6 +1117,7 @@ impl State {
             OperationTarget::AgentPool {
                 pool: pool.to_string(),
                 to: to.clone(),
+                image: rollback,
             },
             None,
         );
@@ -1096,6 +1126,18 @@ impl State {
             .get_mut(cluster)
             .and_then(|c| c.pools.get_mut(pool))
         {
+            // AKS records what the pool ran before the change, newest first.
+            let previous = RecentVersion {
+                orchestrator_version: p.current.clone(),
+                node_image_version: p.node_image.clone(),
+                timestamp: jiff::Timestamp::now().to_string(),
+            };
+            p.recent.retain(|r| {
+                (&r.orchestrator_version, &r.node_image_version)
+                    != (&previous.orchestrator_version, &previous.node_image_version)
+            });
+            p.recent.insert(0, previous);
+            p.recent.truncate(RECENT_VERSIONS);
             p.target = to.clone();
             p.provisioning = "Upgrading".into();
             if settings.is_object() {
@@ -1331,4 +1373,76 @@ fn route_name(call: &Call<'_>) -> String {
         _ => "unknown",
     };
     format!("{} {kind}", call.method)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn put(s: &mut State, to: &str) -> Answer {
+        s.put_pool(
+            "demo",
+            "apps",
+            &json!({ "properties": { "orchestratorVersion": to } }),
+        )
+    }
+
+    /// Ends the pool's running operation as a finished roll would.
+    fn finish(s: &mut State, to: &str) {
+        for op in &mut s.operations {
+            op.status = "Succeeded".into();
+        }
+        let p = s
+            .clusters
+            .get_mut("demo")
+            .and_then(|c| c.pools.get_mut("apps"))
+            .unwrap();
+        p.current = to.into();
+        p.provisioning = "Succeeded".into();
+    }
+
+    #[test]
+    fn a_downgrade_is_refused_unless_the_profile_lists_it_as_recently_used() {
+        let mut s = State::new(AksConfig::demo());
+        let Err(err) = put(&mut s, "1.33.3") else {
+            panic!("a downgrade to 1.33.3 was accepted")
+        };
+        assert_eq!(err.status, 400);
+        assert_eq!(err.code, "NotAllowedAgentPoolVersionDowngrade");
+        assert!(profile_versions(&s).is_empty());
+
+        s.clusters.get_mut("demo").unwrap().current = "1.34.2".into();
+        assert!(put(&mut s, "1.34.2").is_ok());
+        finish(&mut s, "1.34.2");
+        assert_eq!(profile_versions(&s), ["1.33.5"]);
+
+        // Still refused: 1.33.3 was never used by the pool.
+        let Err(err) = put(&mut s, "1.33.3") else {
+            panic!("a downgrade to 1.33.3 was accepted")
+        };
+        assert_eq!(err.code, "NotAllowedAgentPoolVersionDowngrade");
+        // Accepted: 1.33.5 is listed, and the rollback puts its node image back.
+        assert!(put(&mut s, "1.33.5").is_ok());
+        let op = s.operations.last().unwrap();
+        assert_eq!(
+            op.target,
+            OperationTarget::AgentPool {
+                pool: "apps".into(),
+                to: "1.33.5".into(),
+                image: Some(super::super::demo::DEMO_NODE_IMAGE.into()),
+            }
+        );
+        // The rollback is recorded as well: 1.34.2 is the way back now, newest first.
+        assert_eq!(profile_versions(&s), ["1.34.2", "1.33.5"]);
+    }
+
+    fn profile_versions(s: &State) -> Vec<String> {
+        s.pool_upgrade_profile("demo", "apps")["properties"]["recentlyUsedVersions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["orchestratorVersion"].as_str().unwrap().to_string())
+            .collect()
+    }
 }

@@ -45,4 +45,4 @@ mod provider;
 pub use builder::{ACCESS_TOKEN_ENV, AksBuilder, DEFAULT_API_VERSION, DEFAULT_ENDPOINT};
 pub use credential::{DefaultChain, StaticToken};
 pub use error::{Error, Result};
-pub use provider::{AGENTPOOL_LABEL, AksProvider, AksSettings};
+pub use provider::{AGENTPOOL_LABEL, AksProvider, AksSettings, CONTROL_PLANE_ROLLBACK_REFUSAL};

@@ -38,6 +38,7 @@ pub(crate) struct AgentPoolProperties {
     pub count: Option<u32>,
     pub orchestrator_version: Option<String>,
     pub current_orchestrator_version: Option<String>,
+    pub node_image_version: Option<String>,
     pub provisioning_state: Option<String>,
 }
 
@@ -78,6 +79,18 @@ pub(crate) struct PoolUpgradeProfile {
 pub(crate) struct PoolUpgradeProfileProperties {
     #[serde(default)]
     pub upgrades: Vec<UpgradeOffer>,
+    /// What the pool ran before its recent upgrades (a pool's profile only), newest first.
+    #[serde(default)]
+    pub recently_used_versions: Vec<RecentlyUsedVersion>,
+}
+
+/// One way back an agent pool's upgrade profile offers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RecentlyUsedVersion {
+    pub orchestrator_version: String,
+    pub node_image_version: Option<String>,
+    pub timestamp: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

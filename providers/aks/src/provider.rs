@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use kup_core::{
     AvailableVersion, BackupSupport, Capabilities, ClusterInfo, ControlPlaneOptions, Finding,
     KubeVersion, NodePool, NodePoolOptions, Operation, OperationStatus, OperationTarget,
-    ProviderErrorDetail, ProviderKind, StuckDrainPolicy, SupportStatus, UpgradeProvider,
+    ProviderErrorDetail, ProviderKind, RollbackOffer, RollbackOption, RollbackPart,
+    StuckDrainPolicy, SupportStatus, UpgradeProvider,
 };
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -19,7 +20,12 @@ use crate::arm::{Answer, ArmClient, Lro};
 use crate::error::{self, Error};
 use crate::models::{
     AgentPool, ClusterUpgradeProfile, KubernetesVersionList, ManagedCluster, PoolUpgradeProfile,
+    RecentlyUsedVersion,
 };
+
+/// AKS's limit on the control plane, as its documentation words it.
+pub const CONTROL_PLANE_ROLLBACK_REFUSAL: &str = "AKS does not support downgrading a managed \
+     cluster's Kubernetes version: the control plane cannot be rolled back, only upgraded again";
 
 /// The label AKS puts on the nodes of an agent pool.
 pub const AGENTPOOL_LABEL: &str = "kubernetes.azure.com/agentpool";
@@ -381,15 +387,80 @@ impl AksProvider {
         })
     }
 
-    /// The versions a pool may move to, from its upgrade profile.
-    async fn pool_offers(&self, pool: &str) -> CoreResult<Vec<KubeVersion>> {
-        let profile: PoolUpgradeProfile = self
+    async fn pool_profile(&self, pool: &str) -> CoreResult<PoolUpgradeProfile> {
+        Ok(self
             .arm
             .get_json(
                 "GET agentPool upgradeProfile",
                 &format!("{}/upgradeProfiles/default", self.arm.pool_path(pool)),
             )
+            .await?)
+    }
+
+    /// The pool's ways back: its profile's `recentlyUsedVersions` other than what it runs.
+    async fn pool_rollbacks(&self, pool: &AgentPool) -> CoreResult<Vec<RollbackOption>> {
+        let props = &pool.properties;
+        let current = props
+            .current_orchestrator_version
+            .as_deref()
+            .or(props.orchestrator_version.as_deref())
+            .and_then(|v| KubeVersion::parse(v).ok());
+        let profile = self.pool_profile(&pool.name).await?;
+        Ok(profile
+            .properties
+            .recently_used_versions
+            .iter()
+            .filter_map(|r| rollback_option(&pool.name, r))
+            .filter(|o| current.as_ref() != Some(&o.to) || o.release != props.node_image_version)
+            .collect())
+    }
+
+    /// PUTs an agent pool whose `orchestratorVersion` is set, with kup's upgrade settings.
+    async fn put_pool(
+        &self,
+        pool: &str,
+        mut body: Value,
+        opts: &NodePoolOptions,
+        version: KubeVersion,
+    ) -> CoreResult<Operation> {
+        let settings = &mut body["properties"]["upgradeSettings"];
+        if !settings.is_object() {
+            *settings = json!({});
+        }
+        if let Some(s) = &opts.max_surge {
+            settings["maxSurge"] = json!(s);
+        }
+        if let Some(u) = &opts.max_unavailable {
+            settings["maxUnavailable"] = json!(u);
+        }
+        if let Some(d) = self.settings.drain_timeout {
+            settings["drainTimeoutInMinutes"] = json!(minutes(d));
+        }
+        if let Some(d) = self.settings.node_soak {
+            settings["nodeSoakDurationInMinutes"] = json!(d.as_secs() / 60);
+        }
+        settings["undrainableNodeBehavior"] = json!(match self.settings.on_stuck_drain {
+            StuckDrainPolicy::CordonAndContinue => "Cordon",
+            StuckDrainPolicy::Fail => "Schedule",
+        });
+        let answer = self
+            .arm
+            .put("PUT agentPool", &self.arm.pool_path(pool), &body)
             .await?;
+        Ok(self
+            .operation(
+                OperationTarget::NodePool {
+                    pool: pool.to_string(),
+                },
+                &answer,
+                "agentPool",
+            )
+            .with_version(version))
+    }
+
+    /// The versions a pool may move to, from its upgrade profile.
+    async fn pool_offers(&self, pool: &str) -> CoreResult<Vec<KubeVersion>> {
+        let profile = self.pool_profile(pool).await?;
         Ok(profile
             .properties
             .upgrades
@@ -407,6 +478,19 @@ fn operation_id(url: &str) -> String {
         .find(|s| !s.is_empty())
         .unwrap_or(path)
         .to_string()
+}
+
+/// The way back a `recentlyUsedVersions` entry offers (none for a version kup cannot read).
+fn rollback_option(pool: &str, r: &RecentlyUsedVersion) -> Option<RollbackOption> {
+    Some(RollbackOption {
+        part: RollbackPart::pool(pool),
+        to: KubeVersion::parse(&r.orchestrator_version).ok()?,
+        release: r.node_image_version.clone(),
+        basis: format!(
+            "recentlyUsedVersions entry of {}",
+            r.timestamp.as_deref().unwrap_or("an unrecorded time")
+        ),
+    })
 }
 
 /// The newest version in `offers` matching `to` (a minor picks its newest patch; a patch must
@@ -449,6 +533,10 @@ impl UpgradeProvider for AksProvider {
             c.pool_max_unavailable = true;
             // The stable api-version has no blue-green pool upgrades.
             c.blue_green_upgrades = false;
+            // A pool goes back to an entry of its profile's recentlyUsedVersions; the control
+            // plane never goes back.
+            c.node_pool_rollback = true;
+            c.control_plane_rollback = kup_core::ControlPlaneRollback::Unsupported;
         })
     }
 
@@ -702,39 +790,89 @@ impl UpgradeProvider for AksProvider {
             })?
         };
         body["properties"]["orchestratorVersion"] = json!(version.to_string());
-        let settings = &mut body["properties"]["upgradeSettings"];
-        if !settings.is_object() {
-            *settings = json!({});
+        self.put_pool(pool, body, opts, version).await
+    }
+
+    async fn rollback_offer(&self) -> CoreResult<RollbackOffer> {
+        let mut offer = RollbackOffer::default()
+            .refuse(RollbackPart::ControlPlane, CONTROL_PLANE_ROLLBACK_REFUSAL);
+        for pool in &self.arm.agent_pools().await? {
+            let options = self.pool_rollbacks(pool).await?;
+            if options.is_empty() {
+                offer = offer.refuse(
+                    RollbackPart::pool(pool.name.clone()),
+                    format!(
+                        "agent pool {}'s upgrade profile lists no recentlyUsedVersions to roll \
+                         back to",
+                        pool.name
+                    ),
+                );
+            }
+            offer.options.extend(options);
         }
-        if let Some(s) = &opts.max_surge {
-            settings["maxSurge"] = json!(s);
+        Ok(offer)
+    }
+
+    async fn rollback_node_pool(
+        &self,
+        pool: &str,
+        to: &RollbackOption,
+        opts: &NodePoolOptions,
+    ) -> CoreResult<Operation> {
+        if to.part != RollbackPart::pool(pool) {
+            return Err(kup_core::Error::invalid_input(
+                format!("pools.{pool}.rollback"),
+                format!("the option moves {}, not node pool {pool}", to.part),
+            ));
         }
-        if let Some(u) = &opts.max_unavailable {
-            settings["maxUnavailable"] = json!(u);
+        if opts.force {
+            return Err(kup_core::Error::invalid_input(
+                format!("pools.{pool}.force"),
+                "AKS has no way to evict past PodDisruptionBudgets; leave force unset",
+            ));
         }
-        if let Some(d) = self.settings.drain_timeout {
-            settings["drainTimeoutInMinutes"] = json!(minutes(d));
+        let (typed, mut body) = match self.agent_pool(pool).await {
+            Err(Error::Api { status: 404, .. }) => {
+                return Err(kup_core::Error::NotFound {
+                    kind: "agent pool".into(),
+                    name: pool.to_string(),
+                    scope: Some(format!("managed cluster {}", self.cluster)),
+                });
+            }
+            other => other?,
+        };
+        let live = self.cluster().await?;
+        if let Some(op) = live.in_progress.first() {
+            return Err(kup_core::Error::Busy {
+                message: format!(
+                    "{op} is in progress; AKS takes no agent-pool rollback until it ends (it \
+                     would answer 409 OperationNotAllowed)"
+                ),
+                operation: Some(op.id.clone()),
+            });
         }
-        if let Some(d) = self.settings.node_soak {
-            settings["nodeSoakDurationInMinutes"] = json!(d.as_secs() / 60);
+        // Only what the profile lists now: entries age out as the pool upgrades again.
+        let listed = self.pool_rollbacks(&typed).await?;
+        let Some(option) = listed
+            .into_iter()
+            .find(|o| o.to == to.to && (to.release.is_none() || o.release == to.release))
+        else {
+            return Err(kup_core::Error::precondition(format!(
+                "agent pool {pool}'s upgrade profile does not list {}{} among its \
+                 recentlyUsedVersions; AKS rolls a pool back only to one of those",
+                to.to,
+                to.release
+                    .as_deref()
+                    .map(|r| format!(" (node image {r})"))
+                    .unwrap_or_default()
+            )));
+        };
+        body["properties"]["orchestratorVersion"] = json!(option.to.to_string());
+        if let Some(image) = &option.release {
+            body["properties"]["nodeImageVersion"] = json!(image);
         }
-        settings["undrainableNodeBehavior"] = json!(match self.settings.on_stuck_drain {
-            StuckDrainPolicy::CordonAndContinue => "Cordon",
-            StuckDrainPolicy::Fail => "Schedule",
-        });
-        let answer = self
-            .arm
-            .put("PUT agentPool", &self.arm.pool_path(pool), &body)
-            .await?;
-        Ok(self
-            .operation(
-                OperationTarget::NodePool {
-                    pool: pool.to_string(),
-                },
-                &answer,
-                "agentPool",
-            )
-            .with_version(version))
+        let op = self.put_pool(pool, body, opts, option.to.clone()).await?;
+        Ok(op.with_handle("kind", "rollback"))
     }
 
     async fn poll(&self, op: &Operation) -> CoreResult<OperationStatus> {

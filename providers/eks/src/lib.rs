@@ -30,4 +30,7 @@ mod provider;
 
 pub use builder::EksBuilder;
 pub use error::{Error, Result};
-pub use provider::{EksProvider, EksSettings, NODEGROUP_LABEL};
+pub use provider::{
+    CONTROL_PLANE_ROLLBACK_REFUSAL, EksProvider, EksSettings, NODE_GROUP_ROLLBACK_REFUSAL,
+    NODEGROUP_LABEL,
+};

@@ -10,9 +10,18 @@ use aws_sdk_eks::types::{
 use kup_core::{
     Addon, AddonOptions, AddonUpgrade, AvailableVersion, BackupSupport, Capabilities, ClusterInfo,
     ConflictResolution, ControlPlaneOptions, Finding, KubeVersion, NodePool, NodePoolOptions,
-    Operation, OperationStatus, OperationTarget, ProviderErrorDetail, ProviderKind, SupportStatus,
-    UpgradeProvider, VersionScope,
+    Operation, OperationStatus, OperationTarget, ProviderErrorDetail, ProviderKind, RollbackOffer,
+    RollbackPart, SupportStatus, UpgradeProvider, VersionScope,
 };
+
+/// EKS's limit on the control plane, as its documentation words it.
+pub const CONTROL_PLANE_ROLLBACK_REFUSAL: &str = "EKS does not support downgrading a cluster's \
+     Kubernetes version: once the control plane is upgraded it cannot be rolled back";
+
+/// EKS's limit on managed node groups: UpdateNodegroupVersion moves a node group forward.
+pub const NODE_GROUP_ROLLBACK_REFUSAL: &str = "a managed node group's Kubernetes version \
+     cannot be downgraded: UpdateNodegroupVersion only moves it forward; replace the node group \
+     with one created at the earlier version instead";
 
 use crate::error::Error;
 use crate::insights;
@@ -345,6 +354,9 @@ impl UpgradeProvider for EksProvider {
             c.surge_upgrades = false;
             c.pool_max_unavailable = false;
             c.blue_green_upgrades = false;
+            // Neither the control plane nor a node group's Kubernetes version goes back.
+            c.node_pool_rollback = false;
+            c.control_plane_rollback = kup_core::ControlPlaneRollback::Unsupported;
         })
     }
 
@@ -637,6 +649,15 @@ impl UpgradeProvider for EksProvider {
                 Some(&upgrade.name),
             )
             .with_version(&upgrade.to))
+    }
+
+    async fn rollback_offer(&self) -> CoreResult<RollbackOffer> {
+        let mut offer = RollbackOffer::default()
+            .refuse(RollbackPart::ControlPlane, CONTROL_PLANE_ROLLBACK_REFUSAL);
+        for pool in self.cluster().await?.node_pools {
+            offer = offer.refuse(RollbackPart::pool(pool.name), NODE_GROUP_ROLLBACK_REFUSAL);
+        }
+        Ok(offer)
     }
 
     async fn poll(&self, op: &Operation) -> CoreResult<OperationStatus> {

@@ -358,3 +358,45 @@ async fn preflight_reports_insights_with_their_clients_and_unmanaged_nodes() {
     sim.shutdown().await;
     let _ = Scenario::new();
 }
+
+#[tokio::test]
+async fn nothing_goes_back_and_each_refusal_is_in_eks_words() {
+    let mock = EksMock::start(EksConfig::demo().time_scale(600.0), None)
+        .await
+        .unwrap();
+    let p = provider(&mock, None).await;
+    let caps = p.capabilities();
+    assert!(!caps.node_pool_rollback);
+    assert_eq!(
+        caps.control_plane_rollback,
+        kup_core::ControlPlaneRollback::Unsupported
+    );
+    let offer = p.rollback_offer().await.unwrap();
+    assert!(offer.options.is_empty(), "{offer:?}");
+    assert_eq!(
+        offer.refusal(&kup_core::RollbackPart::ControlPlane),
+        Some(kup_eks::CONTROL_PLANE_ROLLBACK_REFUSAL)
+    );
+    assert!(kup_eks::CONTROL_PLANE_ROLLBACK_REFUSAL.contains("does not support downgrading"));
+    let groups = p.cluster().await.unwrap().node_pools;
+    assert!(!groups.is_empty());
+    for g in &groups {
+        assert_eq!(
+            offer.refusal(&kup_core::RollbackPart::pool(g.name.clone())),
+            Some(kup_eks::NODE_GROUP_ROLLBACK_REFUSAL),
+            "{}",
+            g.name
+        );
+    }
+    let back = kup_core::RollbackOption {
+        part: kup_core::RollbackPart::pool(groups[0].name.clone()),
+        to: groups[0].version.clone(),
+        release: None,
+        basis: "test".into(),
+    };
+    let err = p
+        .rollback_node_pool(&groups[0].name, &back, &NodePoolOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), ErrorCategory::NotSupported, "{err}");
+}
