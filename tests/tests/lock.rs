@@ -167,9 +167,10 @@ async fn racing_writers_get_409_and_exactly_one_wins() {
     let h = SimCluster::start(small()).await;
     put_lease(&h, "crashed-run", 120, 60).await;
     // Both read the expired lease before either writes: the second write carries a stale
-    // resourceVersion and gets 409.
+    // resourceVersion and gets 409. The reads are held long enough that both are in flight
+    // together even on a loaded machine.
     let slow = h.sim.faults().add(
-        Fault::latency(Duration::from_millis(300))
+        Fault::latency(Duration::from_secs(2))
             .method("GET")
             .path("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/*")
             .times(2),
