@@ -495,27 +495,43 @@ mod tests {
         })
     }
 
+    /// Plans going back to `to` for the control plane and every pool in `pools`.
+    fn back_to(
+        live: &ClusterInfo,
+        caps: &Capabilities,
+        offer: &RollbackOffer,
+        to: &str,
+        pools: &[&str],
+        backup_at: Option<&str>,
+    ) -> Result<UpgradePlan> {
+        plan_rollback(&RollbackRequest {
+            cluster: live,
+            caps,
+            offer,
+            control_plane: v(to),
+            pools: pools.iter().map(|p| (p.to_string(), v(to))).collect(),
+            backup: backup_at.map(backup),
+        })
+    }
+
+    /// A kubeadm cluster at `at` with its control-plane pool and a `workers` pool.
+    fn kubeadm_with_workers(at: &str) -> ClusterInfo {
+        cluster(
+            ProviderKind::Kubeadm,
+            at,
+            vec![
+                pool("control-plane", at, PoolManagement::Kup, true),
+                pool("workers", at, PoolManagement::Kup, false),
+            ],
+        )
+    }
+
     #[test]
     fn kubeadm_rolls_workers_back_before_restoring_the_control_plane() {
-        let live = cluster(
-            ProviderKind::Kubeadm,
-            "1.32.3",
-            vec![
-                pool("control-plane", "1.32.3", PoolManagement::Kup, true),
-                pool("workers", "1.32.3", PoolManagement::Kup, false),
-            ],
-        );
+        let live = kubeadm_with_workers("1.32.3");
         let caps = kubeadm_caps();
         let offer = RollbackOffer::default();
-        let plan = plan_rollback(&RollbackRequest {
-            cluster: &live,
-            caps: &caps,
-            offer: &offer,
-            control_plane: v("1.30.6"),
-            pools: [("workers".to_string(), v("1.30.6"))].into(),
-            backup: Some(backup("1.30.6")),
-        })
-        .unwrap();
+        let plan = back_to(&live, &caps, &offer, "1.30.6", &["workers"], Some("1.30.6")).unwrap();
         assert_eq!(plan.kind, PlanKind::Rollback);
         let kinds: Vec<&str> = plan.steps.iter().map(|s| s.action.kind()).collect();
         assert_eq!(kinds, ["pool-rollback", "restore", "validate"]);
@@ -570,15 +586,7 @@ mod tests {
                 RollbackPart::ControlPlane,
                 "AKS does not support downgrading a cluster's Kubernetes version",
             );
-        let plan = plan_rollback(&RollbackRequest {
-            cluster: &live,
-            caps: &caps,
-            offer: &offer,
-            control_plane: v("1.33.4"),
-            pools: [("system".to_string(), v("1.33.4"))].into(),
-            backup: None,
-        })
-        .unwrap();
+        let plan = back_to(&live, &caps, &offer, "1.33.4", &["system"], None).unwrap();
         let kinds: Vec<&str> = plan.steps.iter().map(|s| s.action.kind()).collect();
         assert_eq!(kinds, ["pool-rollback", "validate"]);
         assert_eq!(plan.target, v("1.34.1"));
@@ -602,15 +610,7 @@ mod tests {
             RollbackPart::ControlPlane,
             "Amazon EKS does not support downgrading a cluster",
         );
-        let err = plan_rollback(&RollbackRequest {
-            cluster: &live,
-            caps: &caps,
-            offer: &offer,
-            control_plane: v("1.33"),
-            pools: [("apps".to_string(), v("1.33"))].into(),
-            backup: None,
-        })
-        .unwrap_err();
+        let err = back_to(&live, &caps, &offer, "1.33", &["apps"], None).unwrap_err();
         assert_eq!(err.category(), crate::ErrorCategory::NotSupported);
         let text = err.to_string();
         assert!(text.contains("Amazon EKS does not support"), "{text}");
@@ -629,16 +629,9 @@ mod tests {
         );
         let caps = kubeadm_caps();
         let offer = RollbackOffer::default();
-        let err = plan_rollback(&RollbackRequest {
-            cluster: &live,
-            caps: &caps,
-            offer: &offer,
-            control_plane: v("1.30.6"),
-            pools: [("edge".to_string(), v("1.30.6"))].into(),
-            backup: Some(backup("1.30.6")),
-        })
-        .unwrap_err()
-        .to_string();
+        let err = back_to(&live, &caps, &offer, "1.30.6", &["edge"], Some("1.30.6"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("node pool edge") && err.contains("skew"),
             "{err}"
@@ -647,25 +640,11 @@ mod tests {
 
     #[test]
     fn edited_rollback_plans_are_refused_naming_the_step() {
-        let live = cluster(
-            ProviderKind::Kubeadm,
-            "1.32.3",
-            vec![
-                pool("control-plane", "1.32.3", PoolManagement::Kup, true),
-                pool("workers", "1.32.3", PoolManagement::Kup, false),
-            ],
-        );
+        let live = kubeadm_with_workers("1.32.3");
         let caps = kubeadm_caps();
         let offer = RollbackOffer::default();
-        let mut plan = plan_rollback(&RollbackRequest {
-            cluster: &live,
-            caps: &caps,
-            offer: &offer,
-            control_plane: v("1.30.6"),
-            pools: [("workers".to_string(), v("1.30.6"))].into(),
-            backup: Some(backup("1.30.6")),
-        })
-        .unwrap();
+        let mut plan =
+            back_to(&live, &caps, &offer, "1.30.6", &["workers"], Some("1.30.6")).unwrap();
         // The restore before the workers: their kubelets would be newer than the API server.
         plan.steps.swap(0, 1);
         plan.steps[0].index = 1;
