@@ -123,6 +123,11 @@ impl KubeadmLab {
         let manifests = work.path().join("manifests");
         std::fs::create_dir_all(&manifests).unwrap();
         std::fs::write(manifests.join("kube-apiserver.yaml"), "spec: {}\n").unwrap();
+        // The shims stop the simulator from answering while the API server's manifest is
+        // away, as the kubelet would stop the static pod.
+        for node in spec.control_plane {
+            sshd.set_state(node, "manifest-dir", &manifests.display().to_string());
+        }
         let mut settings = KubeadmSettings {
             releases: ReleaseSettings {
                 markers_url: format!("{}/release", releases.uri()),

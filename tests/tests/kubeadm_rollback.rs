@@ -267,7 +267,14 @@ async fn an_upgrade_is_rolled_back_killed_midway_resumed_and_ends_at_the_snapsho
         }
         seen = now;
     }
+    // The API servers stay stopped until the restore is finished: the resumed run cannot
+    // read the cluster first and goes on from its journal.
     let provider = confirmed(&lab).await;
+    let down = provider.cluster().await;
+    assert!(
+        down.is_err(),
+        "the API server answers while its manifest is away: {down:?}"
+    );
     let resumed = engine(
         &lab,
         provider.clone(),

@@ -141,6 +141,18 @@ async fn stored(state: &State, t: &Target) -> Result<Option<UpgradePlan>> {
 
 /// `kup rollback`.
 pub async fn rollback(cli: &Cli, t: &Target, a: &RollbackArgs) -> Result<()> {
+    let sinks = Sinks::new(cli, &t.warnings)?;
+    // An interrupted rollback in the file given resumes from it alone: a restore stopped
+    // half-way leaves the API servers down, and with them the upgrade's journal when it is
+    // kept in the cluster.
+    if let Some(path) = &a.rollback_journal {
+        let state = State::Files(path.clone());
+        let engine = rollback_engine(t, &state, a.holder.clone(), &sinks)?;
+        if let Some(plan) = unfinished(&engine, stored(&state, t).await?).await? {
+            resuming(cli, &plan, &state);
+            return run_plan(cli, &engine, sinks, &plan, a.dry_run, a.yes).await;
+        }
+    }
     // The upgrade being rolled back: its plan (where it started) and journal (its backups).
     let upgrade_run = RunArgs {
         journal: a.journal.clone(),
@@ -153,7 +165,16 @@ pub async fn rollback(cli: &Cli, t: &Target, a: &RollbackArgs) -> Result<()> {
         EngineOptions::default(),
         Arc::new(kup_core::NoEvents),
     )?;
-    let journal = upgrade.status().await?;
+    let journal = upgrade.status().await.map_err(|e| match e {
+        kup_engine::Error::Kube(_) | kup_engine::Error::Api { .. } => CliError::Failed(format!(
+            "cannot read the upgrade's journal from the cluster: {e}. If a rollback that \
+             restores the control plane was interrupted, its API servers stay down until it \
+             ends: resume it with --rollback-journal FILE (kup-rollback-{}.json beside the \
+             backup)",
+            kup_engine::names::label_value(t.provider.cluster_name())
+        )),
+        other => other.into(),
+    })?;
     let upgrade_plan = match &a.plan {
         Some(path) => Some(read_plan_file(path)?),
         None => stored_plan(t, &upgrade_run)
@@ -202,19 +223,11 @@ pub async fn rollback(cli: &Cli, t: &Target, a: &RollbackArgs) -> Result<()> {
         }
         _ => State::Cluster,
     };
-    let sinks = Sinks::new(cli, &t.warnings)?;
     let engine = rollback_engine(t, &state, a.holder.clone(), &sinks)?;
     // A rollback that was interrupted resumes with its own plan.
     let plan = match unfinished(&engine, stored(&state, t).await?).await? {
         Some(plan) => {
-            output::warn(
-                cli,
-                &[format!(
-                    "resuming the unfinished rollback {} recorded in {}",
-                    plan.id,
-                    engine_journal(&state)
-                )],
-            );
+            resuming(cli, &plan, &state);
             plan
         }
         None => {
@@ -244,7 +257,34 @@ pub async fn rollback(cli: &Cli, t: &Target, a: &RollbackArgs) -> Result<()> {
              machine; give one with --rollback-journal",
         ));
     }
+    if let State::Files(path) = &state
+        && !a.dry_run
+        && a.rollback_journal.is_none()
+    {
+        // Said before the run, when it can still be written down: after a crash mid-restore
+        // the cluster cannot tell where this journal is.
+        output::warn(
+            cli,
+            &[format!(
+                "this rollback keeps its journal in {}; if it is interrupted, resume it with \
+                 `kup rollback --rollback-journal {}`",
+                path.display(),
+                path.display()
+            )],
+        );
+    }
     run_plan(cli, &engine, sinks, &plan, a.dry_run, a.yes).await
+}
+
+fn resuming(cli: &Cli, plan: &UpgradePlan, state: &State) {
+    output::warn(
+        cli,
+        &[format!(
+            "resuming the unfinished rollback {} recorded in {}",
+            plan.id,
+            engine_journal(state)
+        )],
+    );
 }
 
 fn engine_journal(state: &State) -> String {

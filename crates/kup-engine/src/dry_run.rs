@@ -192,7 +192,7 @@ impl Engine {
             return Ok(report);
         }
         // The journal a run would write, or why a run would be refused (the run's own check).
-        let journal = match self.prepare(plan, stored.clone(), Mode::Fresh, &live) {
+        let journal = match self.prepare(plan, stored.clone(), Mode::Fresh, Some(&live)) {
             Ok(j) => j,
             Err(e) => {
                 report.problems.push(format!("a run would be refused: {e}"));
@@ -290,14 +290,7 @@ impl Engine {
                 ..
             } => {
                 let (details, problems) = self
-                    .preview_pool(
-                        plan,
-                        live,
-                        seen,
-                        pool,
-                        to,
-                        *management,
-                    )
+                    .preview_pool(plan, live, seen, pool, to, *management)
                     .await;
                 out.details.extend(details);
                 out.problems.extend(problems);
@@ -316,7 +309,9 @@ impl Engine {
                 if *management == kup_core::PoolManagement::Provider {
                     out.details.push(format!(
                         "{kind} would roll node pool {pool} back {} → {to}{}",
-                        seen.pools.get(pool).map_or("?".into(), |p| p.version.to_string()),
+                        seen.pools
+                            .get(pool)
+                            .map_or("?".into(), |p| p.version.to_string()),
                         release
                             .as_ref()
                             .map(|r| format!(" ({r})"))
@@ -324,21 +319,16 @@ impl Engine {
                     ));
                 } else {
                     let (details, problems) = self
-                        .preview_pool(
-                            plan,
-                            live,
-                            seen,
-                            pool,
-                            to,
-                            *management,
-                        )
+                        .preview_pool(plan, live, seen, pool, to, *management)
                         .await;
                     out.details.extend(details);
                     out.problems.extend(problems);
                 }
             }
             StepAction::Restore { to, backup, .. } => out.details.push(format!(
-                "{kind} would stop the API servers and etcd on every control-plane node,                  restore backup {} ({} bytes, sha256 {}) and reinstall {to}; everything written                  since {} would be lost",
+                "{kind} would stop the API servers and etcd on every control-plane node, \
+                 restore backup {} ({} bytes, sha256 {}) and reinstall {to}; everything written \
+                 since {} would be lost",
                 backup.id, backup.size_bytes, backup.sha256, backup.taken_at
             )),
             StepAction::ControlPlaneRollback { to, .. } => out.details.push(format!(

@@ -372,7 +372,8 @@ impl UpgradePlan {
                                     return Err(invalid(
                                         i,
                                         format!(
-                                            "restores node pool {name}, which the plan does not                                              list"
+                                            "restores node pool {name}, which the plan does not \
+                                             list"
                                         ),
                                     ));
                                 }

@@ -28,6 +28,9 @@ pub(crate) struct RunContext<'a> {
     /// The leading pre-flight step and its summary, when it passed before the run wrote
     /// anything.
     pub(crate) preflight_passed: Option<PreflightPassed>,
+    /// The restore step an earlier run left unfinished, when the cluster could not be read
+    /// at the start of this one (its API servers are stopped until the restore ends).
+    pub(crate) restoring: Option<usize>,
 }
 
 /// The leading pre-flight step that passed before the run wrote anything: its index, its

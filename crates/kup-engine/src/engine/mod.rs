@@ -281,6 +281,34 @@ impl Engine {
         self.execute(plan, cancel, Mode::Apply).await
     }
 
+    /// The cluster as the provider reports it, or `None` when it cannot be read because
+    /// the journal's restore is in flight: the restore stopped the API servers and only
+    /// running it to its end brings them back. Other failures to read are errors.
+    async fn live_unless_restoring(
+        &self,
+        plan: &UpgradePlan,
+        journal: Option<&Journal>,
+    ) -> Result<Option<ClusterInfo>> {
+        let Some(restoring) = journal.and_then(|j| j.restore_in_flight(plan)) else {
+            return self.read_cluster().await.map(Some);
+        };
+        // One try: the API servers are down for as long as the restore is unfinished, so
+        // retrying would only wait for nothing.
+        match self.provider.cluster().await {
+            Ok(live) => Ok(Some(live)),
+            Err(e) if crate::error::core_transient(&e) => {
+                tracing::warn!(
+                    error = %e,
+                    step = restoring,
+                    "the cluster cannot be read while the interrupted restore is unfinished; \
+                     resuming the restore from the journal"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub(crate) async fn read_cluster(&self) -> Result<ClusterInfo> {
         retry(&self.options.polling, || async {
             self.provider.cluster().await.map_err(Error::from)
@@ -352,7 +380,9 @@ impl Engine {
                 return Err(Error::invalid_input(
                     "journal",
                     format!(
-                        "this plan restores the control plane, which rewinds everything stored                          in the cluster, {} included; keep the journal outside the cluster (a                          journal file: FileJournalStore, `--journal FILE`)",
+                        "this plan restores the control plane, which rewinds everything stored \
+                         in the cluster, {} included; keep the journal outside the cluster (a \
+                         journal file: FileJournalStore, `--journal FILE`)",
                         self.journal.describe()
                     ),
                 ));
@@ -361,7 +391,8 @@ impl Engine {
                 return Err(Error::invalid_input(
                     "lock",
                     format!(
-                        "this plan restores the control plane, which stops the API servers that                          keep {}; use a lock outside the cluster (FileLock)",
+                        "this plan restores the control plane, which stops the API servers that \
+                         keep {}; use a lock outside the cluster (FileLock)",
                         self.lock.describe()
                     ),
                 ));
@@ -436,14 +467,17 @@ impl Engine {
         {
             return Err(self.lock.held_error(&plan.cluster, info));
         }
-        let live = self.read_cluster().await?;
-        let prepared = self.prepare(plan, existing.clone(), mode, &live)?;
+        let live = self.live_unless_restoring(plan, existing.as_ref()).await?;
+        let prepared = self.prepare(plan, existing.clone(), mode, live.as_ref())?;
         self.events.emit(Event::RunStarted {
             plan_id: plan.id.clone(),
             cluster: plan.cluster.clone(),
             dry_run: false,
         });
-        let gate = match self.preflight_gate(plan, &prepared, &live, cancel).await {
+        let gate = match self
+            .preflight_gate(plan, &prepared, live.as_ref(), cancel)
+            .await
+        {
             Ok(gate) => gate,
             Err(e) => {
                 self.events.emit(Event::RunFinished {
@@ -497,13 +531,14 @@ impl Engine {
 
     /// The journal this run continues or starts, from the stored one: refuses a fresh run
     /// over an unfinished one that changed something, and a resume the journal cannot
-    /// account for. Pure: nothing is written.
+    /// account for (only its plan and cluster when `live` is `None`: the cluster could not be
+    /// read during a restore). Pure: nothing is written.
     pub(crate) fn prepare(
         &self,
         plan: &UpgradePlan,
         existing: Option<Journal>,
         mode: Mode,
-        live: &ClusterInfo,
+        live: Option<&ClusterInfo>,
     ) -> Result<Journal> {
         let mode = match (mode, &existing) {
             (Mode::Apply, Some(j))
@@ -551,7 +586,10 @@ impl Engine {
                         ),
                     });
                 };
-                resume::check_resume(&j, plan, live)?;
+                match live {
+                    Some(live) => resume::check_resume(&j, plan, live)?,
+                    None => resume::check_same_run(&j, plan)?,
+                }
                 Ok(j)
             }
         }
@@ -559,14 +597,18 @@ impl Engine {
 
     /// Runs the plan's leading pre-flight step before anything is written, so that blockers
     /// and a busy provider refuse the run with nothing changed. Returns the step and its
-    /// summary when it ran and passed, for the run to record.
+    /// summary when it ran and passed, for the run to record. Without the cluster (a restore
+    /// in flight) there is nothing to check it against: the step runs in order.
     async fn preflight_gate(
         &self,
         plan: &UpgradePlan,
         journal: &Journal,
-        live: &ClusterInfo,
+        live: Option<&ClusterInfo>,
         cancel: &CancellationToken,
     ) -> Result<Option<PreflightPassed>> {
+        let Some(live) = live else {
+            return Ok(None);
+        };
         let Some(step) = plan
             .steps
             .first()
@@ -612,11 +654,15 @@ impl Engine {
         // and the lock. Then the gate's verdict is stale and the step runs in order.
         let existing = self.journal.load().await?;
         let gate = gate.filter(|_| existing == before);
-        let live = self.read_cluster().await?;
+        let live = self.live_unless_restoring(plan, existing.as_ref()).await?;
         if let Some(done) = existing.as_ref().filter(|j| j.completes(plan)) {
             return Ok(self.already_done(done));
         }
-        let mut journal = self.prepare(plan, existing, mode, &live)?;
+        let restoring = match live {
+            None => existing.as_ref().and_then(|j| j.restore_in_flight(plan)),
+            Some(_) => None,
+        };
+        let mut journal = self.prepare(plan, existing, mode, live.as_ref())?;
         journal.attempts += 1;
         journal.state = RunState::Running;
         journal.holder = self.lock.identity().to_string();
@@ -640,6 +686,7 @@ impl Engine {
             attempt,
             started: jiff::Timestamp::now(),
             preflight_passed: gate,
+            restoring,
         };
         let result = self.run_steps(&ctx).await;
         self.finish(&ctx, result).await

@@ -9,13 +9,10 @@ fn refuse(reason: String) -> Error {
     Error::ResumeRefused { reason }
 }
 
-/// Refuses, saying why, when the journal belongs to another plan or cluster, or the cluster
-/// moved in a way the journal cannot account for.
-pub(crate) fn check_resume(
-    journal: &Journal,
-    plan: &UpgradePlan,
-    live: &ClusterInfo,
-) -> Result<()> {
+/// Refuses, saying why, when the journal belongs to another plan or cluster. All a resume
+/// can check while the cluster cannot be read (a restore in flight has its API servers
+/// stopped).
+pub(crate) fn check_same_run(journal: &Journal, plan: &UpgradePlan) -> Result<()> {
     if journal.plan_id != plan.id {
         return Err(refuse(format!(
             "the journal belongs to plan {} (target {}, started {}), not to plan {} (target {}); \
@@ -24,10 +21,27 @@ pub(crate) fn check_resume(
             journal.plan_id, journal.target, journal.started_at, plan.id, plan.target
         )));
     }
-    if journal.cluster != plan.cluster || live.name != plan.cluster {
+    if journal.cluster != plan.cluster {
         return Err(refuse(format!(
-            "the journal is for cluster {}, the plan for {}, and the provider reaches {}",
-            journal.cluster, plan.cluster, live.name
+            "the journal is for cluster {}, the plan for {}",
+            journal.cluster, plan.cluster
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses, saying why, when the journal belongs to another plan or cluster, or the cluster
+/// moved in a way the journal cannot account for.
+pub(crate) fn check_resume(
+    journal: &Journal,
+    plan: &UpgradePlan,
+    live: &ClusterInfo,
+) -> Result<()> {
+    check_same_run(journal, plan)?;
+    if live.name != plan.cluster {
+        return Err(refuse(format!(
+            "the journal and the plan are for cluster {}, but the provider reaches {}",
+            plan.cluster, live.name
         )));
     }
     let (done, next) = journal.control_plane_window(plan);
@@ -37,12 +51,14 @@ pub(crate) fn check_resume(
         // journal records as reached and the next one it goes back to.
         if cp.minor_distance(&done) < 0 {
             return Err(refuse(format!(
-                "the control plane is at {cp}, newer than {done}, which the rollback's journal                  records as reached; it was upgraded since. Make a new rollback plan"
+                "the control plane is at {cp}, newer than {done}, which the rollback's journal \
+                 records as reached; it was upgraded since. Make a new rollback plan"
             )));
         }
         if cp.minor_distance(&next) > 0 {
             return Err(refuse(format!(
-                "the control plane is at {cp}, before {next}, the furthest back the rollback                  goes; it was restored outside this run. Make a new rollback plan"
+                "the control plane is at {cp}, before {next}, the furthest back the rollback \
+                 goes; it was restored outside this run. Make a new rollback plan"
             )));
         }
     } else if cp.minor_distance(&done) > 0 {

@@ -345,6 +345,22 @@ impl Journal {
             .filter(|n| n.phase == NodePhase::LeftCordoned)
     }
 
+    /// The restore step an unfinished run of `plan` started and did not finish. Until it
+    /// ends the API servers may be stopped, so a resume cannot read the cluster first.
+    pub fn restore_in_flight(&self, plan: &UpgradePlan) -> Option<usize> {
+        if self.plan_id != plan.id || !self.state.is_unfinished() {
+            return None;
+        }
+        plan.steps
+            .iter()
+            .filter(|s| matches!(s.action, StepAction::Restore { .. }))
+            .map(|s| s.index)
+            .find(|&index| {
+                self.step(index)
+                    .is_some_and(|r| matches!(r.state, StepState::Running | StepState::Failed))
+            })
+    }
+
     /// The control-plane versions this journal vouches for: the `to` of the last finished
     /// control-plane step (or the plan's start) and the `to` of the first unfinished one (or
     /// the same again). The live control plane must lie between them for a resume.
@@ -481,5 +497,52 @@ pub(crate) mod tests {
         let cut = short("é".repeat(5000));
         assert!(cut.len() <= MAX_MESSAGE + 3);
         assert!(cut.ends_with('…'));
+    }
+    #[test]
+    fn a_restore_is_in_flight_from_its_start_until_it_is_done() {
+        let backup = BackupRecord {
+            id: "etcd-1".into(),
+            location: "/var/lib/kup/etcd-1.db".into(),
+            taken_at: Timestamp::UNIX_EPOCH,
+            size_bytes: 4096,
+            sha256: "ab12".into(),
+            store_hash: None,
+            revision: None,
+            total_keys: None,
+            control_plane: v("1.31.4"),
+        };
+        let mut p = plan_of(
+            ProviderKind::Kubeadm,
+            "1.32.3",
+            "1.31.4",
+            vec![
+                StepAction::Preflight {
+                    target: v("1.31.4"),
+                },
+                StepAction::Restore {
+                    from: v("1.32.3"),
+                    to: v("1.31.4"),
+                    backup,
+                    pools: vec![],
+                },
+            ],
+        );
+        p.kind = kup_core::PlanKind::Rollback;
+        let mut j = Journal::new(&p, "h");
+        assert_eq!(j.restore_in_flight(&p), None, "not started");
+        j.step_mut(2).unwrap().state = StepState::Running;
+        assert_eq!(j.restore_in_flight(&p), Some(2));
+        j.step_mut(2).unwrap().state = StepState::Failed;
+        assert_eq!(j.restore_in_flight(&p), Some(2), "failed half-way");
+        let mut other = p.clone();
+        other.id = "ffffffffffffffff".into();
+        assert_eq!(j.restore_in_flight(&other), None, "another plan's journal");
+        j.state = RunState::Succeeded;
+        assert_eq!(j.restore_in_flight(&p), None, "the run is over");
+        j.state = RunState::Running;
+        j.step_mut(2).unwrap().state = StepState::Succeeded;
+        assert_eq!(j.restore_in_flight(&p), None, "done");
+        // An upgrade plan has no restore.
+        assert_eq!(Journal::new(&plan(), "h").restore_in_flight(&plan()), None);
     }
 }

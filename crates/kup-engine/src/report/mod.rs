@@ -430,7 +430,8 @@ fn rollback_prerequisites(plan: &UpgradePlan) -> Vec<CheckItem> {
             );
             items.push(
                 CheckItem::open(
-                    "Everything written to the cluster since that backup will be lost                      (workloads, Secrets, leases changed since)",
+                    "Everything written to the cluster since that backup will be lost \
+                     (workloads, Secrets, leases changed since)",
                 )
                 .note("accepted by: ______"),
             );

@@ -273,6 +273,9 @@ impl RunContext<'_> {
             // Checked moments ago, before this run wrote anything (see `Engine::execute`).
             return Ok(StepOutcome::Done(summary.clone()));
         }
+        if let Some(outcome) = self.while_restoring(step).await? {
+            return Ok(outcome);
+        }
         let engine = self.engine;
         let live = self.cluster().await?;
         let journal = self.journal.snapshot().await;
@@ -338,6 +341,34 @@ impl RunContext<'_> {
                 pools,
             } => self.run_validate(i, control_plane, pools, &live).await,
             _ => Err(unknown_kind(step)),
+        }
+    }
+}
+
+impl RunContext<'_> {
+    /// A run resumed while its restore is in flight cannot read the cluster until the restore
+    /// ends: the steps before it are settled by the journal alone, and the restore runs again
+    /// from its start (each of its stages finds what an interrupted attempt did). `None` when
+    /// the step goes the usual way.
+    async fn while_restoring(&self, step: &PlanStep) -> Result<Option<StepOutcome>> {
+        let Some(restoring) = self.restoring else {
+            return Ok(None);
+        };
+        if step.index > restoring {
+            return Ok(None);
+        }
+        let journal = self.journal.snapshot().await;
+        if step.index < restoring {
+            return Ok(match Record::of(&journal, step.index).settled() {
+                Some(Decision::Skip(reason)) => Some(StepOutcome::Skipped(reason)),
+                _ => None,
+            });
+        }
+        match &step.action {
+            StepAction::Restore { to, backup, .. } => {
+                self.run_restore(step.index, to, backup).await.map(Some)
+            }
+            _ => Ok(None),
         }
     }
 }

@@ -55,3 +55,28 @@ set_apiserver() {
       "$KUP_SIM_URL/api/v1/namespaces/kube-system/pods/kube-apiserver-$NODE" >/dev/null
   fi
 }
+
+# sync_apiserver: the kubelet runs the API server static pod only while its manifest is in the
+# manifest directory. With it moved away (a restore in progress) the simulator stops answering
+# (connections reset), as a stopped API server would, until the manifest is back. The fault's
+# id is kept once for all nodes, which share the lab's manifest directory.
+sync_apiserver() {
+  dir="$(cat "$STATE/manifest-dir" 2>/dev/null)"
+  if [ -z "$dir" ] || [ -z "${KUP_SIM_URL:-}" ]; then
+    return 0
+  fi
+  down="$KUP_SHIM_STATE/apiserver-down"
+  if [ -f "$dir/kube-apiserver.yaml" ]; then
+    if [ -f "$down" ]; then
+      curl -fsS -X DELETE "$KUP_SIM_URL/_sim/faults/$(cat "$down")" >/dev/null
+      rm -f "$down"
+    fi
+  elif [ ! -f "$down" ]; then
+    id="$(curl -fsS -X POST -H 'Content-Type: application/json' \
+      --data '{"path":"**","action":{"type":"reset"}}' "$KUP_SIM_URL/_sim/faults" \
+      | sed -n 's/.*"id":\([0-9][0-9]*\).*/\1/p')"
+    if [ -n "$id" ]; then
+      echo "$id" > "$down"
+    fi
+  fi
+}
