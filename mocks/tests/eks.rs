@@ -500,3 +500,190 @@ async fn a_pdb_that_never_allows_a_disruption_fails_the_update_unless_forced() {
     assert_eq!(mock.nodegroup_version("demo", "apps").unwrap().0, "1.34");
     sim.shutdown().await;
 }
+
+/// One `update-version` call on node group `apps`; `lt` is (by name?, version).
+async fn update_apps(
+    c: &Client,
+    version: Option<&str>,
+    release: Option<&str>,
+    lt: Option<(bool, &str)>,
+) -> Result<String, String> {
+    use aws_sdk_eks::types::LaunchTemplateSpecification;
+    let mut r = c
+        .update_nodegroup_version()
+        .cluster_name("demo")
+        .nodegroup_name("apps")
+        .set_version(version.map(String::from))
+        .set_release_version(release.map(String::from));
+    if let Some((by_name, v)) = lt {
+        let spec = LaunchTemplateSpecification::builder().version(v);
+        r = r.launch_template(if by_name {
+            spec.name("apps-lt").build()
+        } else {
+            spec.id("lt-0a1b2c3d4e5f67890").build()
+        });
+    }
+    match r.send().await {
+        Ok(out) => Ok(out.update.unwrap().id.unwrap()),
+        Err(e) => Err(format!("{}", aws_sdk_eks::error::DisplayErrorContext(&e))),
+    }
+}
+
+#[tokio::test]
+async fn node_groups_go_back_only_to_earlier_launch_template_versions() {
+    let mock = EksMock::start(EksConfig::demo().time_scale(600.0), None)
+        .await
+        .unwrap();
+    let c = client(&mock);
+    let release = "1.33.0-20251112";
+    // Versions of the template that exist: 1..=4 from the start, 5 once created.
+    let err = update_apps(&c, None, None, Some((true, "5")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("InvalidParameterException") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert_eq!(
+        mock.create_launch_template_version("demo", "apps")
+            .as_deref(),
+        Some("5")
+    );
+    assert_eq!(mock.create_launch_template_version("demo", "system"), None);
+    let id = update_apps(&c, Some("1.33"), Some(release), Some((true, "5")))
+        .await
+        .unwrap();
+    let u = wait_update(&c, "demo", &id, Some("apps"), None).await;
+    assert_eq!(u.status, Some(UpdateStatus::Successful));
+    // EKS records the values the update moved to.
+    let params: Vec<(String, String)> = u
+        .params()
+        .iter()
+        .map(|p| {
+            (
+                p.r#type().unwrap().as_str().to_string(),
+                p.value().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        params,
+        [
+            ("Version".to_string(), "1.33".to_string()),
+            ("ReleaseVersion".into(), release.into()),
+            ("LaunchTemplateName".into(), "apps-lt".into()),
+            ("LaunchTemplateVersion".into(), "5".into()),
+        ]
+    );
+    assert_eq!(
+        mock.nodegroup_launch_template("demo", "apps"),
+        Some(("apps-lt".into(), "5".into()))
+    );
+
+    // Back to version 4, by the template's id this time: accepted.
+    let id = update_apps(&c, Some("1.33"), Some(release), Some((false, "4")))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_update(&c, "demo", &id, Some("apps"), None)
+            .await
+            .status,
+        Some(UpdateStatus::Successful)
+    );
+    assert_eq!(
+        mock.nodegroup_launch_template("demo", "apps").unwrap().1,
+        "4"
+    );
+
+    // What EKS refuses: both id and name, an earlier AMI release, an earlier Kubernetes
+    // version, a template on a group created without one.
+    use aws_sdk_eks::types::LaunchTemplateSpecification;
+    let both = c
+        .update_nodegroup_version()
+        .cluster_name("demo")
+        .nodegroup_name("apps")
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .name("apps-lt")
+                .id("lt-0a1b2c3d4e5f67890")
+                .version("3")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    let both = format!("{}", aws_sdk_eks::error::DisplayErrorContext(&both));
+    assert!(
+        both.contains("Either provide launch template ID or launch template name"),
+        "{both}"
+    );
+    let refusal =
+        "You cannot roll back a node group to an earlier Kubernetes version or AMI version";
+    let err = update_apps(&c, Some("1.33"), Some("1.33.0-20251001"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("InvalidParameterException") && err.contains(refusal),
+        "{err}"
+    );
+    let err = update_apps(&c, Some("1.32"), None, None).await.unwrap_err();
+    assert!(
+        err.contains("InvalidParameterException") && err.contains(refusal),
+        "{err}"
+    );
+    let err = c
+        .update_nodegroup_version()
+        .cluster_name("demo")
+        .nodegroup_name("system")
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .name("apps-lt")
+                .version("1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    let err = format!("{}", aws_sdk_eks::error::DisplayErrorContext(&err));
+    assert!(err.contains("created with a launch template"), "{err}");
+
+    // While an update runs, the next is ResourceInUseException; the history lists both
+    // updates, a page at a time.
+    mock.inject(EksFault::SlowUpdates(1000));
+    let running = update_apps(&c, Some("1.33"), Some(release), Some((true, "5")))
+        .await
+        .unwrap();
+    let err = update_apps(&c, Some("1.33"), Some(release), Some((true, "3")))
+        .await
+        .unwrap_err();
+    assert!(err.contains("ResourceInUseException"), "{err}");
+    let first = c
+        .list_updates()
+        .name("demo")
+        .nodegroup_name("apps")
+        .max_results(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.update_ids().len(), 2);
+    let token = first.next_token().unwrap().to_string();
+    let rest = c
+        .list_updates()
+        .name("demo")
+        .nodegroup_name("apps")
+        .max_results(2)
+        .next_token(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.update_ids(), [running]);
+    assert!(rest.next_token().is_none());
+    let system = c
+        .list_updates()
+        .name("demo")
+        .nodegroup_name("system")
+        .send()
+        .await
+        .unwrap();
+    assert!(system.update_ids().is_empty());
+}

@@ -173,3 +173,113 @@ async fn the_aws_cli_reads_updates_and_sees_errors() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFoundException"));
     assert_eq!(mock.updates("demo").len(), 1);
 }
+
+#[tokio::test]
+async fn the_aws_cli_reads_a_node_groups_update_history() {
+    let Some(bin) = aws() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let mock = EksMock::start(EksConfig::demo().time_scale(600.0), None)
+        .await
+        .unwrap();
+    let version = mock.create_launch_template_version("demo", "apps").unwrap();
+    let lt = format!("name=apps-lt,version={version}");
+    let update = json(
+        &run(
+            &bin,
+            &mock,
+            home.path(),
+            &[
+                "update-nodegroup-version",
+                "--cluster-name",
+                "demo",
+                "--nodegroup-name",
+                "apps",
+                "--launch-template",
+                &lt,
+            ],
+        )
+        .await,
+    );
+    let id = update["update"]["id"].as_str().unwrap().to_string();
+    let listed = json(
+        &run(
+            &bin,
+            &mock,
+            home.path(),
+            &["list-updates", "--name", "demo", "--nodegroup-name", "apps"],
+        )
+        .await,
+    );
+    assert_eq!(listed["updateIds"], serde_json::json!([id.clone()]));
+    let cluster_only = json(
+        &run(
+            &bin,
+            &mock,
+            home.path(),
+            &["list-updates", "--name", "demo"],
+        )
+        .await,
+    );
+    assert_eq!(cluster_only["updateIds"], serde_json::json!([]));
+    // The update's params, as botocore reads them: the values it moved to.
+    let mut described = Value::Null;
+    for _ in 0..50 {
+        described = json(
+            &run(
+                &bin,
+                &mock,
+                home.path(),
+                &[
+                    "describe-update",
+                    "--name",
+                    "demo",
+                    "--nodegroup-name",
+                    "apps",
+                    "--update-id",
+                    &id,
+                ],
+            )
+            .await,
+        );
+        if described["update"]["status"] != "InProgress" {
+            break;
+        }
+    }
+    let u = &described["update"];
+    assert_eq!(u["status"], "Successful", "{u}");
+    assert_eq!(u["type"], "VersionUpdate");
+    let param = |t: &str| {
+        u["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["type"] == t)
+            .map(|p| p["value"].clone())
+    };
+    assert_eq!(param("LaunchTemplateName"), Some("apps-lt".into()));
+    assert_eq!(param("LaunchTemplateVersion"), Some(version.clone().into()));
+    assert_eq!(param("Version"), Some("1.33".into()));
+    // An earlier Kubernetes version: the CLI names EKS's exception and its words.
+    let down = run(
+        &bin,
+        &mock,
+        home.path(),
+        &[
+            "update-nodegroup-version",
+            "--cluster-name",
+            "demo",
+            "--nodegroup-name",
+            "apps",
+            "--kubernetes-version",
+            "1.32",
+        ],
+    )
+    .await;
+    assert!(!down.status.success());
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert!(
+        stderr.contains("InvalidParameterException")
+            && stderr.contains("You cannot roll back a node group"),
+        "{stderr}"
+    );
+}

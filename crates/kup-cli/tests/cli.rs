@@ -231,14 +231,16 @@ async fn upgrade_status_report_and_a_busy_cluster() {
     assert_eq!(json(&out)["plan_id"], report["plan_id"]);
 
     // Rolling the upgrade back: EKS downgrades neither the control plane nor a node group's
-    // Kubernetes version, so the rollback is refused with EKS's reasons and nothing moves.
+    // Kubernetes version (a group only returns to an earlier launch template version), so the
+    // rollback is refused with EKS's reasons and nothing moves.
     let out = env.kup(&["rollback", "--dry-run"]).await;
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
         err.contains("EKS")
             && err.contains("rolling back cluster demo")
-            && err.contains("control plane"),
+            && err.contains("control plane")
+            && err.contains(kup_eks::NODE_GROUP_ROLLBACK_REFUSAL),
         "{err}"
     );
     let out = env.kup(&["status", "-o", "json"]).await;

@@ -47,6 +47,11 @@ pub struct NodePool {
     /// The pool's node names, when the provider knows them (kubeadm inventories).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
+    /// The provider release the pool runs within its version, for providers that can take a
+    /// pool back to an earlier one of the same version (an EKS launch-template version); it
+    /// is the same text as [`crate::RollbackOption::release`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
 }
 
 impl NodePool {
@@ -61,7 +66,14 @@ impl NodePool {
             status: None,
             node_selector: None,
             nodes: Vec::new(),
+            release: None,
         }
+    }
+
+    /// Sets the provider release the pool runs.
+    pub fn with_release(mut self, release: impl Into<String>) -> Self {
+        self.release = Some(release.into());
+        self
     }
 
     /// Sets the label selector matching the pool's nodes.

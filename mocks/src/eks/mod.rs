@@ -35,7 +35,7 @@ pub use model::{
     EksDeprecation, EksInsight, EksNodegroup, demo_cluster, standard_addon_catalog,
     standard_versions,
 };
-pub use roll::NODEGROUP_LABEL;
+pub use roll::{LT_VERSION_LABEL, NODEGROUP_LABEL};
 pub use state::{ApiError, EksFault, Update, UpdateTarget};
 
 use crate::k8s::SimHandle;
@@ -98,12 +98,13 @@ impl Inner {
         Some(f(n, u))
     }
 
-    /// (node group, target minor, kubelet version string, force, batch size).
+    /// (node group, target minor, kubelet version string, force, batch size, launch template
+    /// version).
     fn nodegroup_update(
         &self,
         cluster: &str,
         update_id: &str,
-    ) -> Option<(String, String, String, bool, u32)> {
+    ) -> Option<(String, String, String, bool, u32, Option<String>)> {
         let patch = {
             let s = self.lock();
             let c = s.clusters.get(cluster)?;
@@ -113,12 +114,20 @@ impl Inner {
         };
         self.with_nodegroup(cluster, update_id, |n, u| {
             let (ng, version, _, force) = roll::target_of(&u.target).unwrap_or_default();
+            let lt = match &u.target {
+                UpdateTarget::Nodegroup {
+                    launch_template_version,
+                    ..
+                } => launch_template_version.clone(),
+                _ => None,
+            };
             (
                 ng,
                 version,
                 format!("v{patch}-eks-3025e55"),
                 force,
                 n.spec.max_unavailable,
+                lt,
             )
         })
     }
@@ -146,12 +155,23 @@ impl Inner {
         let Some((ng, version, release, _)) = roll::target_of(&u.target) else {
             return;
         };
+        let lt_version = match &u.target {
+            UpdateTarget::Nodegroup {
+                launch_template_version,
+                ..
+            } => launch_template_version.clone(),
+            _ => None,
+        };
         match result {
             Ok(()) => {
                 u.status = "Successful".into();
                 if let Some(n) = c.nodegroups.get_mut(&ng) {
                     n.spec.version = version;
                     n.spec.release_version = release;
+                    if let (Some((_, v)), Some(to)) = (n.spec.launch_template.as_mut(), lt_version)
+                    {
+                        *v = to;
+                    }
                 }
             }
             Err(errors) => {
@@ -345,6 +365,29 @@ impl EksMock {
         let s = self.inner.lock();
         let n = s.clusters.get(cluster)?.nodegroups.get(ng)?;
         Some((n.spec.version.clone(), n.spec.release_version.clone()))
+    }
+
+    /// A node group's launch template (name, version the group uses), when it has one.
+    pub fn nodegroup_launch_template(&self, cluster: &str, ng: &str) -> Option<(String, String)> {
+        let s = self.inner.lock();
+        s.clusters
+            .get(cluster)?
+            .nodegroups
+            .get(ng)?
+            .spec
+            .launch_template
+            .clone()
+    }
+
+    /// Creates the next version of a node group's launch template (what
+    /// `aws ec2 create-launch-template-version` does) and returns its number; `None` when the
+    /// group has no launch template.
+    pub fn create_launch_template_version(&self, cluster: &str, ng: &str) -> Option<String> {
+        let mut s = self.inner.lock();
+        let n = s.clusters.get_mut(cluster)?.nodegroups.get_mut(ng)?;
+        n.spec.launch_template.as_ref()?;
+        n.lt_latest += 1;
+        Some(n.lt_latest.to_string())
     }
 
     /// An add-on's installed version.

@@ -15,6 +15,13 @@ use crate::k8s::{AwsPlacement, Node, SimHandle};
 /// The label EKS puts on every node of a managed node group.
 pub const NODEGROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
 
+/// The label EKS puts on the nodes of a launch-template node group: the template version the
+/// node was launched from.
+pub const LT_VERSION_LABEL: &str = "eks.amazonaws.com/sourceLaunchTemplateVersion";
+
+/// The label naming the launch template id the node was launched from.
+const LT_ID_LABEL: &str = "eks.amazonaws.com/sourceLaunchTemplateId";
+
 enum Drained {
     Done,
     Blocked(Vec<String>),
@@ -42,15 +49,22 @@ async fn roll_on(
     cluster: &str,
     update_id: &str,
 ) -> Result<(), Vec<(String, String, Vec<String>)>> {
-    let Some((ng, target, kubelet, force, batch)) = inner.nodegroup_update(cluster, update_id)
+    let Some((ng, target, kubelet, force, batch, lt)) = inner.nodegroup_update(cluster, update_id)
     else {
         return Ok(());
     };
+    // A node is replaced when it runs another kubelet or came from another launch template
+    // version (EKS labels launch-template nodes with the version they came from).
     let old: Vec<String> = sim
         .nodes()
         .iter()
         .filter(|n| n["metadata"]["labels"][NODEGROUP_LABEL] == ng.as_str())
-        .filter(|n| n["status"]["nodeInfo"]["kubeletVersion"] != kubelet.as_str())
+        .filter(|n| {
+            n["status"]["nodeInfo"]["kubeletVersion"] != kubelet.as_str()
+                || lt.as_ref().is_some_and(|v| {
+                    n["metadata"]["labels"][LT_VERSION_LABEL].as_str() != Some(v.as_str())
+                })
+        })
         .filter_map(|n| n["metadata"]["name"].as_str().map(String::from))
         .collect();
     if let Some(errors) = inner.take_failure(cluster, update_id) {
@@ -80,11 +94,16 @@ async fn roll_on(
         let mut joined = Vec::new();
         for _ in chunk {
             let name = inner.next_node_name();
-            let node = Node::new(name.clone())
+            let mut node = Node::new(name.clone())
                 .pool(ng.clone())
                 .kubelet_version(kubelet.clone())
                 .label(NODEGROUP_LABEL, ng.clone())
                 .label("eks.amazonaws.com/capacityType", "ON_DEMAND");
+            if let Some(v) = &lt {
+                node = node
+                    .label(LT_VERSION_LABEL, v.clone())
+                    .label(LT_ID_LABEL, super::state::LAUNCH_TEMPLATE_ID);
+            }
             let node = match &placement {
                 Some(p) => node.aws(p, placed),
                 None => node,
@@ -300,6 +319,7 @@ pub(crate) fn target_of(t: &UpdateTarget) -> Option<(String, String, String, boo
             version,
             release_version,
             force,
+            ..
         } => Some((
             nodegroup.clone(),
             version.clone(),

@@ -99,6 +99,8 @@ pub enum UpdateTarget {
         release_version: String,
         /// Whether PDB-blocked pods are deleted after the eviction timeout.
         force: bool,
+        /// The launch template version it moves to, for groups with a launch template.
+        launch_template_version: Option<String>,
     },
     /// An add-on.
     Addon {
@@ -125,10 +127,15 @@ pub struct Update {
     pub(crate) created_sim: f64,
     pub(crate) finish_sim: f64,
     pub(crate) fail_with: Option<Vec<(String, String, Vec<String>)>>,
+    /// The node group's launch template name, as the update's params name it.
+    pub(crate) launch_template: Option<String>,
 }
 
 pub(crate) struct NodegroupState {
     pub spec: super::model::EksNodegroup,
+    /// The newest version of the group's launch template that exists in EC2 (versions are
+    /// numbered 1, 2, 3…).
+    pub lt_latest: u32,
     pub status: String,
     pub created_sim: f64,
     pub modified_sim: f64,
@@ -199,6 +206,17 @@ fn civil_epoch(date: &str) -> Value {
     }
 }
 
+/// The id every mocked launch template has.
+pub(crate) const LAUNCH_TEMPLATE_ID: &str = "lt-0a1b2c3d4e5f67890";
+
+/// Orders AMI release versions (`1.33.5-20251120`) by patch, then build date.
+fn release_key(release: &str) -> Vec<u64> {
+    release
+        .split(['.', '-'])
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 fn minor_of(version: &str) -> Option<(u64, u64)> {
     let mut it = version.trim_start_matches('v').split('.');
     let major = it.next()?.parse().ok()?;
@@ -244,6 +262,11 @@ impl State {
                         (
                             spec.name.clone(),
                             NodegroupState {
+                                lt_latest: spec
+                                    .launch_template
+                                    .as_ref()
+                                    .and_then(|(_, v)| v.parse().ok())
+                                    .unwrap_or(1),
                                 spec,
                                 status: "ACTIVE".into(),
                                 created_sim: created,
@@ -582,7 +605,17 @@ impl State {
         let id = self.new_id();
         let now = self.now();
         let fail_with = self.take_failure();
+        let launch_template = match &target {
+            UpdateTarget::Nodegroup { nodegroup, .. } => self
+                .clusters
+                .get(cluster)
+                .and_then(|c| c.nodegroups.get(nodegroup))
+                .and_then(|n| n.spec.launch_template.as_ref())
+                .map(|(name, _)| name.clone()),
+            _ => None,
+        };
         let update = Update {
+            launch_template,
             id,
             target,
             status: "InProgress".into(),
@@ -752,8 +785,7 @@ impl State {
             "tags": {},
         });
         if let Some((lt, v)) = &n.spec.launch_template {
-            out["launchTemplate"] =
-                json!({ "name": lt, "version": v, "id": "lt-0a1b2c3d4e5f67890" });
+            out["launchTemplate"] = json!({ "name": lt, "version": v, "id": LAUNCH_TEMPLATE_ID });
         }
         Ok(json!({ "nodegroup": out }))
     }
@@ -804,9 +836,12 @@ impl State {
                 c.version
             )));
         }
+        // EKS: "You cannot roll back a node group to an earlier Kubernetes version or AMI
+        // version" (UpdateNodegroupVersion).
         if target < cur {
             return Err(ApiError::invalid_parameter(format!(
-                "Requested Nodegroup version {to} is older than its current version {}",
+                "Requested Nodegroup version {to} is older than its current version {}. You \
+                 cannot roll back a node group to an earlier Kubernetes version or AMI version.",
                 n.spec.version
             )));
         }
@@ -817,24 +852,67 @@ impl State {
                         "Requested release version {r} is not valid for kubernetes version {to}"
                     )));
                 }
+                if target == cur && release_key(r) < release_key(&n.spec.release_version) {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "Requested release version {r} is older than the node group's current \
+                         release version {}. You cannot roll back a node group to an earlier \
+                         Kubernetes version or AMI version.",
+                        n.spec.release_version
+                    )));
+                }
                 r.to_string()
             }
+            // A custom AMI comes from the launch template; EKS has no release of its own.
+            None if n.spec.custom_ami => n.spec.release_version.clone(),
             None => format!("{}-20251120", self.patch_of(&to)),
         };
-        if let Some(lt) = body.get("launchTemplate").filter(|v| !v.is_null())
-            && n.spec.launch_template.is_none()
-        {
-            let _ = lt;
-            return Err(ApiError::invalid_parameter(
-                "launchTemplate can only be specified for a node group created with a launch template",
-            ));
-        }
+        let launch_template_version = match body.get("launchTemplate").filter(|v| !v.is_null()) {
+            None => n.spec.launch_template.as_ref().map(|(_, v)| v.clone()),
+            Some(lt) => {
+                let Some((lt_name, lt_current)) = &n.spec.launch_template else {
+                    return Err(ApiError::invalid_parameter(
+                        "launchTemplate can only be specified for a node group created with a \
+                         launch template",
+                    ));
+                };
+                let (id, by_name) = (lt["id"].as_str(), lt["name"].as_str());
+                if id.is_some() == by_name.is_some() {
+                    return Err(ApiError::invalid_parameter(
+                        "Either provide launch template ID or launch template name in the request.",
+                    ));
+                }
+                if by_name.is_some_and(|x| x != lt_name)
+                    || id.is_some_and(|x| x != LAUNCH_TEMPLATE_ID)
+                {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "The launch template ID or name must match the launch template the node \
+                         group was created with ({lt_name}, {LAUNCH_TEMPLATE_ID})"
+                    )));
+                }
+                match lt["version"].as_str() {
+                    None => Some(lt_current.clone()),
+                    // Any existing version goes, earlier ones too: the template is the
+                    // operator's, and EKS rolls the nodes to whatever version it names.
+                    Some(v) => match v.parse::<u32>() {
+                        Ok(k) if (1..=n.lt_latest).contains(&k) => Some(k.to_string()),
+                        _ => {
+                            return Err(ApiError::invalid_parameter(format!(
+                                "Launch template version {v} does not exist for launch \
+                                 template {lt_name} (versions 1 to {})",
+                                n.lt_latest
+                            )));
+                        }
+                    },
+                }
+            }
+        };
         let force = body["force"].as_bool().unwrap_or(false);
         let target = UpdateTarget::Nodegroup {
             nodegroup: ng.to_string(),
             version: to,
             release_version,
             force,
+            launch_template_version,
         };
         let answer = self.start_update(name, target, f64::INFINITY)?;
         if let Some(n) = self
@@ -1080,11 +1158,20 @@ pub(crate) fn update_json(u: &Update) -> Value {
         UpdateTarget::Nodegroup {
             version,
             release_version,
+            launch_template_version,
             ..
-        } => (
-            "VersionUpdate",
-            json!([{ "type": "Version", "value": version }, { "type": "ReleaseVersion", "value": release_version }]),
-        ),
+        } => {
+            // EKS records the values the update moves to, not the ones it replaced.
+            let mut params = vec![
+                json!({ "type": "Version", "value": version }),
+                json!({ "type": "ReleaseVersion", "value": release_version }),
+            ];
+            if let (Some(lt), Some(v)) = (&u.launch_template, launch_template_version) {
+                params.push(json!({ "type": "LaunchTemplateName", "value": lt }));
+                params.push(json!({ "type": "LaunchTemplateVersion", "value": v }));
+            }
+            ("VersionUpdate", Value::Array(params))
+        }
         UpdateTarget::Addon {
             version,
             resolve_conflicts,

@@ -7,7 +7,10 @@
 //!   (UpdateNodegroupVersion, launch-template aware, `force` only when asked), add-on updates
 //!   (DescribeAddonVersions → UpdateAddon with `resolveConflicts: PRESERVE` by default), all
 //!   polled through DescribeUpdate with EKS's own error list;
-//! - pre-flight from upgrade-readiness insights, and nodes outside managed node groups.
+//! - pre-flight from upgrade-readiness insights, and nodes outside managed node groups;
+//! - node-group rollbacks to the launch template version before the last update, read from
+//!   the group's update history (EKS takes no group back to an earlier Kubernetes version or
+//!   AMI release, nor a control plane, and kup says so in EKS's words).
 //!
 //! ```no_run
 //! # async fn demo() -> kup_core::Result<()> {
@@ -27,10 +30,9 @@ mod builder;
 pub mod error;
 mod insights;
 mod provider;
+mod rollback;
 
 pub use builder::EksBuilder;
 pub use error::{Error, Result};
-pub use provider::{
-    CONTROL_PLANE_ROLLBACK_REFUSAL, EksProvider, EksSettings, NODE_GROUP_ROLLBACK_REFUSAL,
-    NODEGROUP_LABEL,
-};
+pub use provider::{CONTROL_PLANE_ROLLBACK_REFUSAL, EksProvider, EksSettings, NODEGROUP_LABEL};
+pub use rollback::NODE_GROUP_ROLLBACK_REFUSAL;

@@ -18,13 +18,12 @@ use kup_core::{
 pub const CONTROL_PLANE_ROLLBACK_REFUSAL: &str = "EKS does not support downgrading a cluster's \
      Kubernetes version: once the control plane is upgraded it cannot be rolled back";
 
-/// EKS's limit on managed node groups: UpdateNodegroupVersion moves a node group forward.
-pub const NODE_GROUP_ROLLBACK_REFUSAL: &str = "a managed node group's Kubernetes version \
-     cannot be downgraded: UpdateNodegroupVersion only moves it forward; replace the node group \
-     with one created at the earlier version instead";
-
 use crate::error::Error;
 use crate::insights;
+use crate::rollback::{
+    NODE_GROUP_ROLLBACK_REFUSAL, VersionRecord, WayBack, launch_template_release, offer_for,
+    template_of,
+};
 
 /// The label EKS puts on the nodes of a managed node group.
 pub const NODEGROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
@@ -254,6 +253,40 @@ impl EksProvider {
         Ok(out)
     }
 
+    /// The node group's successful version updates, as EKS records them.
+    async fn version_history(&self, nodegroup: &str) -> Result<Vec<VersionRecord>, Error> {
+        let mut out = Vec::new();
+        for id in self.update_ids(Some(nodegroup), None).await? {
+            let u = self
+                .client
+                .describe_update()
+                .name(&self.cluster)
+                .update_id(&id)
+                .nodegroup_name(nodegroup)
+                .send()
+                .await
+                .map_err(Error::sdk("DescribeUpdate"))?
+                .update
+                .ok_or(Error::missing("DescribeUpdate", "update"))?;
+            out.extend(VersionRecord::of(&u));
+        }
+        Ok(out)
+    }
+
+    /// The way back EKS allows for a node group now, or EKS's reason there is none.
+    async fn nodegroup_rollback(
+        &self,
+        ng: &aws_sdk_eks::types::Nodegroup,
+    ) -> CoreResult<Result<WayBack, String>> {
+        let name = ng.nodegroup_name().ok_or(Error::missing(
+            "DescribeNodegroup",
+            "nodegroup.nodegroupName",
+        ))?;
+        let current = parse_version("DescribeNodegroup", "nodegroup.version", ng.version())?;
+        let history = self.version_history(name).await?;
+        Ok(offer_for(ng, &current, &history))
+    }
+
     fn operation(
         &self,
         id: &str,
@@ -354,8 +387,9 @@ impl UpgradeProvider for EksProvider {
             c.surge_upgrades = false;
             c.pool_max_unavailable = false;
             c.blue_green_upgrades = false;
-            // Neither the control plane nor a node group's Kubernetes version goes back.
-            c.node_pool_rollback = false;
+            // A node group goes back to an earlier launch template version (never to an
+            // earlier Kubernetes version or AMI release); the control plane not at all.
+            c.node_pool_rollback = true;
             c.control_plane_rollback = kup_core::ControlPlaneRollback::Unsupported;
         })
     }
@@ -385,6 +419,7 @@ impl UpgradeProvider for EksProvider {
                 .and_then(|s| s.desired_size())
                 .and_then(|n| u32::try_from(n).ok());
             pool.status = ng.status().map(|s| s.as_str().to_string());
+            pool.release = template_of(&ng).map(|(t, v)| launch_template_release(t, v));
             pools.push(pool);
             in_progress.extend(
                 self.running(
@@ -654,10 +689,112 @@ impl UpgradeProvider for EksProvider {
     async fn rollback_offer(&self) -> CoreResult<RollbackOffer> {
         let mut offer = RollbackOffer::default()
             .refuse(RollbackPart::ControlPlane, CONTROL_PLANE_ROLLBACK_REFUSAL);
-        for pool in self.cluster().await?.node_pools {
-            offer = offer.refuse(RollbackPart::pool(pool.name), NODE_GROUP_ROLLBACK_REFUSAL);
+        for name in self.nodegroup_names().await? {
+            let ng = self.describe_nodegroup(&name).await?;
+            offer = match self.nodegroup_rollback(&ng).await? {
+                Ok(way) => offer.offer(way.option),
+                Err(reason) => offer.refuse(RollbackPart::pool(name), reason),
+            };
         }
         Ok(offer)
+    }
+
+    async fn rollback_node_pool(
+        &self,
+        pool: &str,
+        to: &kup_core::RollbackOption,
+        opts: &NodePoolOptions,
+    ) -> CoreResult<Operation> {
+        let field = || format!("pools.{pool}.rollback");
+        if to.part != RollbackPart::pool(pool) {
+            return Err(kup_core::Error::invalid_input(
+                field(),
+                format!("the option moves {}, not node group {pool}", to.part),
+            ));
+        }
+        let Some(release) = to.release.as_deref() else {
+            return Err(kup_core::Error::invalid_input(
+                field(),
+                format!(
+                    "EKS takes a node group back only to an earlier launch template version, \
+                     and the option names none (expected e.g. \"{}\")",
+                    launch_template_release("my-template", "3")
+                ),
+            ));
+        };
+        let ng = self.describe_nodegroup(pool).await?;
+        let current = parse_version("DescribeNodegroup", "nodegroup.version", ng.version())?;
+        if !to.to.same_minor(&current) {
+            return Err(kup_core::Error::precondition(format!(
+                "node group {pool} runs Kubernetes {current}, and the rollback asks for {}: \
+                 {NODE_GROUP_ROLLBACK_REFUSAL}",
+                to.to
+            )));
+        }
+        // Only what the history allows now: a later update may have moved the group on.
+        let way = match self.nodegroup_rollback(&ng).await? {
+            Ok(way) if way.option.release.as_deref() == Some(release) => way,
+            Ok(way) => {
+                return Err(kup_core::Error::precondition(format!(
+                    "node group {pool} can go back to {} now, not to {release}; plan the \
+                     rollback again",
+                    way.option.release.as_deref().unwrap_or("?")
+                )));
+            }
+            Err(reason) => return Err(kup_core::Error::precondition(reason)),
+        };
+        let previous = way.launch_template_version.as_str();
+        let Some(lt) = ng.launch_template() else {
+            return Err(Error::missing("DescribeNodegroup", "nodegroup.launchTemplate").into());
+        };
+        let version = minor_string(&current);
+        let mut request = self
+            .client
+            .update_nodegroup_version()
+            .cluster_name(&self.cluster)
+            .nodegroup_name(pool)
+            .force(opts.force)
+            .launch_template(
+                // EKS takes the template by name or by id, never both.
+                LaunchTemplateSpecification::builder()
+                    .set_name(lt.name().map(String::from))
+                    .set_id(if lt.name().is_none() {
+                        lt.id().map(String::from)
+                    } else {
+                        None
+                    })
+                    .version(previous)
+                    .build(),
+            );
+        // A template with its own AMI takes neither a version nor a release; otherwise the
+        // group keeps both (EKS would move an unnamed release to the newest one).
+        if ng.ami_type().map(|t| t.as_str()) != Some("CUSTOM") {
+            request = request
+                .version(&version)
+                .set_release_version(ng.release_version().map(String::from));
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(Error::sdk("UpdateNodegroupVersion"))?;
+        let u = out
+            .update
+            .ok_or(Error::missing("UpdateNodegroupVersion", "update"))?;
+        let id = u
+            .id()
+            .ok_or(Error::missing("UpdateNodegroupVersion", "update.id"))?;
+        Ok(self
+            .operation(
+                id,
+                OperationTarget::NodePool {
+                    pool: pool.to_string(),
+                },
+                Some(pool),
+                None,
+            )
+            .with_version(version)
+            .with_handle("kind", "rollback")
+            .with_handle("launch_template_version", previous))
     }
 
     async fn poll(&self, op: &Operation) -> CoreResult<OperationStatus> {

@@ -360,13 +360,14 @@ async fn preflight_reports_insights_with_their_clients_and_unmanaged_nodes() {
 }
 
 #[tokio::test]
-async fn nothing_goes_back_and_each_refusal_is_in_eks_words() {
+async fn the_control_plane_never_goes_back_and_fresh_node_groups_say_why() {
     let mock = EksMock::start(EksConfig::demo().time_scale(600.0), None)
         .await
         .unwrap();
     let p = provider(&mock, None).await;
     let caps = p.capabilities();
-    assert!(!caps.node_pool_rollback);
+    // Node groups go back to an earlier launch template version (tests/rollback.rs).
+    assert!(caps.node_pool_rollback);
     assert_eq!(
         caps.control_plane_rollback,
         kup_core::ControlPlaneRollback::Unsupported
@@ -381,13 +382,12 @@ async fn nothing_goes_back_and_each_refusal_is_in_eks_words() {
     let groups = p.cluster().await.unwrap().node_pools;
     assert!(!groups.is_empty());
     for g in &groups {
-        assert_eq!(
-            offer.refusal(&kup_core::RollbackPart::pool(g.name.clone())),
-            Some(kup_eks::NODE_GROUP_ROLLBACK_REFUSAL),
-            "{}",
-            g.name
-        );
+        let why = offer
+            .refusal(&kup_core::RollbackPart::pool(g.name.clone()))
+            .unwrap_or_else(|| panic!("{} is neither offered nor refused", g.name));
+        assert!(why.ends_with(kup_eks::NODE_GROUP_ROLLBACK_REFUSAL), "{why}");
     }
+    // An option naming no launch template version is bad input, refused before any call.
     let back = kup_core::RollbackOption {
         part: kup_core::RollbackPart::pool(groups[0].name.clone()),
         to: groups[0].version.clone(),
@@ -398,5 +398,6 @@ async fn nothing_goes_back_and_each_refusal_is_in_eks_words() {
         .rollback_node_pool(&groups[0].name, &back, &NodePoolOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(err.category(), ErrorCategory::NotSupported, "{err}");
+    assert_eq!(err.category(), ErrorCategory::InvalidInput, "{err}");
+    assert!(!mock.calls().contains_key("UpdateNodegroupVersion"));
 }

@@ -43,6 +43,36 @@ fn newer(have: &KubeVersion, want: &KubeVersion) -> bool {
     }
 }
 
+/// A provider-rolled pool already at `want` whose provider names the release it runs and
+/// offers an earlier release of that same version (an EKS node group's previous
+/// launch-template version): the step taking it back there.
+fn release_rollback(
+    pool: &crate::cluster::NodePool,
+    want: &KubeVersion,
+    part: &RollbackPart,
+    offer: &RollbackOffer,
+    caps: &Capabilities,
+) -> Option<StepAction> {
+    if !caps.node_pool_rollback
+        || pool.management != PoolManagement::Provider
+        || pool.release.is_none()
+        || pool.version.minor_distance(want) != 0
+    {
+        return None;
+    }
+    let option = offer.options_for(part).find(|o| {
+        o.to.minor_distance(&pool.version) == 0 && o.release.is_some() && o.release != pool.release
+    })?;
+    Some(StepAction::PoolRollback {
+        pool: pool.name.clone(),
+        from: pool.version.clone(),
+        to: option.to.clone(),
+        management: PoolManagement::Provider,
+        release: option.release.clone(),
+        basis: option.basis.clone(),
+    })
+}
+
 fn refusal(part: RollbackPart, reason: String) -> RollbackRefusal {
     RollbackRefusal { part, reason }
 }
@@ -71,10 +101,13 @@ pub fn plan_rollback(request: &RollbackRequest<'_>) -> Result<UpgradePlan> {
         let Some(want) = request.pools.get(&pool.name) else {
             continue;
         };
+        let part = RollbackPart::pool(&pool.name);
         if !newer(&pool.version, want) {
+            if let Some(step) = release_rollback(pool, want, &part, offer, caps) {
+                steps.push(step);
+            }
             continue;
         }
-        let part = RollbackPart::pool(&pool.name);
         match pool.management {
             PoolManagement::Kup if caps.node_upgrade => {
                 steps.push(StepAction::PoolRollback {
@@ -459,6 +492,7 @@ mod tests {
             status: None,
             node_selector: None,
             nodes: Vec::new(),
+            release: None,
         }
     }
 
@@ -597,6 +631,44 @@ mod tests {
                 .reason
                 .contains("AKS does not support")
         );
+    }
+
+    #[test]
+    fn a_pool_at_its_version_goes_back_to_an_earlier_release_the_provider_offers() {
+        let mut apps = pool("apps", "1.34", PoolManagement::Provider, false);
+        apps.release = Some("launch template apps-lt version 6".into());
+        let plain = pool("system", "1.34", PoolManagement::Provider, false);
+        let live = cluster(ProviderKind::Eks, "1.34", vec![apps, plain]);
+        let caps = Capabilities::new().with(|c| {
+            c.node_pool_upgrade = true;
+            c.node_pool_rollback = true;
+        });
+        let back = RollbackOption {
+            part: RollbackPart::pool("apps"),
+            to: v("1.34"),
+            release: Some("launch template apps-lt version 5".into()),
+            basis: "update history".into(),
+        };
+        let offer = RollbackOffer::default().offer(back.clone());
+        let plan = back_to(&live, &caps, &offer, "1.34", &["apps", "system"], None).unwrap();
+        let kinds: Vec<&str> = plan.steps.iter().map(|s| s.action.kind()).collect();
+        assert_eq!(kinds, ["pool-rollback", "validate"]);
+        assert!(matches!(
+            &plan.steps[0].action,
+            StepAction::PoolRollback { pool, from, to, release, .. }
+                if pool == "apps" && *from == v("1.34") && *to == v("1.34")
+                    && *release == back.release
+        ));
+        // The release it already runs, or a pool that names none, is nothing to do.
+        let same = RollbackOffer::default().offer(RollbackOption {
+            release: Some("launch template apps-lt version 6".into()),
+            ..back.clone()
+        });
+        let err = back_to(&live, &caps, &same, "1.34", &["apps"], None).unwrap_err();
+        assert!(err.to_string().contains("nothing to roll back"), "{err}");
+        let no_caps = Capabilities::new().with(|c| c.node_pool_upgrade = true);
+        let err = back_to(&live, &no_caps, &offer, "1.34", &["apps"], None).unwrap_err();
+        assert!(err.to_string().contains("nothing to roll back"), "{err}");
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub(crate) struct PoolFacts {
     pub(crate) version: KubeVersion,
     /// Who rolls it.
     pub(crate) management: PoolManagement,
+    /// The provider release it runs within its version, when the provider names one.
+    pub(crate) release: Option<String>,
 }
 
 /// The cluster as the rules see it: what the provider reports now, or, in a dry run, what the
@@ -87,6 +89,7 @@ impl Facts {
                         PoolFacts {
                             version: p.version.clone(),
                             management: p.management,
+                            release: p.release.clone(),
                         },
                     )
                 })
@@ -114,9 +117,14 @@ impl Facts {
                     *version = to.clone();
                 }
             }
-            StepAction::PoolRollback { pool, to, .. } => {
+            StepAction::PoolRollback {
+                pool, to, release, ..
+            } => {
                 if let Some(p) = self.pools.get_mut(pool) {
                     p.version = to.clone();
+                    if release.is_some() {
+                        p.release = release.clone();
+                    }
                 }
             }
             StepAction::Restore { to, pools, .. } => {
@@ -228,8 +236,17 @@ pub(crate) fn decide(
             pool,
             to,
             management,
+            release,
             ..
-        } => rollback::pool_rule(pool, to, *management, facts, journal, &record, inputs),
+        } => rollback::pool_rule(
+            pool,
+            (to, release.as_deref()),
+            *management,
+            facts,
+            journal,
+            &record,
+            inputs,
+        ),
         StepAction::Restore { to, pools, .. } => rollback::control_plane_rule(
             to,
             pools,

@@ -105,6 +105,7 @@ impl RunContext<'_> {
         let facts = PoolFacts {
             version: live_pool.version.clone(),
             management: live_pool.management,
+            release: live_pool.release.clone(),
         };
         if kup_rolled(pool, planned, &facts, &engine.rule_inputs(self.plan)) {
             return self

@@ -23,12 +23,13 @@ fn not_supported(inputs: &RuleInputs<'_>, what: String) -> Decision {
 }
 
 /// Gone → refuse; recorded operation or nodes in flight → continue; finished in the journal
-/// → skip; a provider-rolled pool already back (nothing running on it) → skip; `to` below the
+/// → skip; a provider-rolled pool already back (at `to`, and at the step's release when it
+/// names one the provider reports, nothing running on it) → skip; `to` below the
 /// control plane's skew limit, a capability the provider lacks, or another operation running
 /// → refuse. A kup-rolled pool runs: its nodes already back are skipped one by one.
 pub(super) fn pool_rule(
     pool: &str,
-    to: &KubeVersion,
+    (to, release): (&KubeVersion, Option<&str>),
     planned: PoolManagement,
     facts: &Facts,
     journal: &Journal,
@@ -60,7 +61,10 @@ pub(super) fn pool_rule(
         pool: pool.to_string(),
     };
     let running = facts.in_progress.iter().any(|o| o.target == target);
-    if back_at(&live.version, to) && !running {
+    // A release rollback keeps the version: the pool is back only once it runs that release.
+    let release_pending =
+        matches!((release, live.release.as_deref()), (Some(want), Some(have)) if want != have);
+    if back_at(&live.version, to) && !running && !release_pending {
         return Decision::Skip(format!(
             "node pool {pool} is already back at {}",
             live.version
@@ -164,6 +168,7 @@ impl RunContext<'_> {
         let facts = super::PoolFacts {
             version: live_pool.version.clone(),
             management: live_pool.management,
+            release: live_pool.release.clone(),
         };
         if kup_rolled(pool, management, &facts, &engine.rule_inputs(self.plan)) {
             return self
@@ -192,9 +197,9 @@ impl RunContext<'_> {
         )
         .await?;
         let after = self.cluster().await?;
-        let version = after
+        let (version, now) = after
             .pool(pool)
-            .map(|p| p.version.clone())
+            .map(|p| (p.version.clone(), p.release.clone()))
             .ok_or_else(|| not_found("node pool", pool, &after.name))?;
         if !version.same_minor(to) || !back_at(&version, to) {
             return Err(precondition(format!(
@@ -202,9 +207,18 @@ impl RunContext<'_> {
                  kubelet is at {version}"
             )));
         }
-        Ok(StepOutcome::Done(format!(
-            "node pool {pool} back at {version}"
-        )))
+        if let (Some(want), Some(have)) = (release, now.as_deref())
+            && want != have
+        {
+            return Err(precondition(format!(
+                "the provider reported node pool {pool}'s rollback to {want} done, but it runs \
+                 {have}"
+            )));
+        }
+        Ok(StepOutcome::Done(match release {
+            Some(r) => format!("node pool {pool} back at {version} ({r})"),
+            None => format!("node pool {pool} back at {version}"),
+        }))
     }
 
     pub(super) async fn run_restore(
