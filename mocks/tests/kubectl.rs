@@ -280,3 +280,116 @@ async fn wait_for_node_ready_follows_the_kubelet() {
     let _ = GUARD;
     sim.shutdown().await;
 }
+
+/// Pods of `app` not being deleted, and how many of them are Ready.
+fn live_and_ready(sim: &kup_mocks::k8s::SimHandle, app: &str) -> (usize, usize) {
+    let live: Vec<Value> = sim
+        .pods()
+        .into_iter()
+        .filter(|p| {
+            p["metadata"]["labels"]["app"] == app
+                && p["metadata"].get("deletionTimestamp").is_none()
+        })
+        .collect();
+    let ready = live
+        .iter()
+        .filter(|p| {
+            p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .count();
+    (live.len(), ready)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_update_keeps_within_max_surge_and_max_unavailable() {
+    let Some(bin) = kubectl() else { return };
+    let deployment = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "replicas": 4,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+            }
+        }
+    });
+    let scenario = Scenario::new()
+        .node(Node::new("w-1"))
+        .node(Node::new("w-2"))
+        .object(deployment);
+    let sim = Simulator::start(scenario, SimConfig::fast()).await.unwrap();
+    let k = Kubectl::new(bin, &sim);
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await;
+    assert_eq!(live_and_ready(&sim, "web"), (4, 4));
+
+    k.ok(&["set", "image", "deployment/web", "web=nginx:1.28"])
+        .await;
+    // Watch the rollout from the side while kubectl follows it to its end.
+    let watcher = {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            let (mut most_live, mut fewest_ready, mut most_scaled) = (0, usize::MAX, 0);
+            for _ in 0..3000 {
+                let (live, ready) = live_and_ready(&sim, "web");
+                most_live = most_live.max(live);
+                fewest_ready = fewest_ready.min(ready);
+                let scaled: i64 = sim
+                    .list("replicasets", Some("default"))
+                    .iter()
+                    .map(|rs| rs["spec"]["replicas"].as_i64().unwrap_or(0))
+                    .sum();
+                most_scaled = most_scaled.max(scaled);
+                let images: Vec<Value> = sim
+                    .pods()
+                    .iter()
+                    .filter(|p| p["metadata"]["labels"]["app"] == "web")
+                    .map(|p| p["spec"]["containers"][0]["image"].clone())
+                    .collect();
+                if images.len() == 4 && images.iter().all(|i| i == "nginx:1.28") && ready == 4 {
+                    return (most_live, fewest_ready, most_scaled, true);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            (most_live, fewest_ready, most_scaled, false)
+        })
+    };
+    let status = k
+        .ok(&["rollout", "status", "deployment/web", "--timeout=120s"])
+        .await;
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let (most_live, fewest_ready, most_scaled, finished) = watcher.await.unwrap();
+    assert!(finished, "the rollout did not replace every pod");
+    assert!(
+        most_scaled <= 5,
+        "ReplicaSets asked for {most_scaled} pods, above replicas 4 + maxSurge 1"
+    );
+    assert!(
+        most_live <= 5,
+        "{most_live} pods ran at once, above replicas 4 + maxSurge 1"
+    );
+    assert!(
+        fewest_ready >= 4,
+        "only {fewest_ready} pods were ready, below replicas 4 - maxUnavailable 0"
+    );
+    // The old ReplicaSet stays, scaled to zero, as the rollout history.
+    let sets = sim.list("replicasets", Some("default"));
+    assert_eq!(sets.len(), 2);
+    let mut replicas: Vec<i64> = sets
+        .iter()
+        .map(|rs| rs["spec"]["replicas"].as_i64().unwrap())
+        .collect();
+    replicas.sort_unstable();
+    assert_eq!(replicas, [0, 4]);
+    let history = k.ok(&["rollout", "history", "deployment/web"]).await;
+    assert!(history.contains('1') && history.contains('2'), "{history}");
+    let _ = GUARD;
+    sim.shutdown().await;
+}

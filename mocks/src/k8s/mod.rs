@@ -98,6 +98,7 @@ mod protobuf;
 mod requests;
 mod resources;
 mod rng;
+mod rollout;
 pub mod scenario;
 mod scheduling;
 mod selector;

@@ -11,6 +11,7 @@ use super::cluster::Task;
 use super::cluster::{Cluster, DeleteOpts, DeletedVia, WorkKey};
 use super::objects::{self, s};
 use super::resources::ids;
+use super::rollout;
 use super::scheduling::{NodeFacts, daemon_should_run};
 use super::store::Stored;
 
@@ -232,11 +233,33 @@ impl Cluster {
                     .any(|(k, v)| k == "pod-template-hash" && *v == hash)
             })
             .cloned();
+        let counts = |rs: &Stored| {
+            let v = rs.value();
+            rollout::Counts {
+                spec: objects::int(&v, "spec.replicas").unwrap_or(0),
+                available: objects::int(&v, "status.availableReplicas").unwrap_or(0),
+                pods: objects::int(&v, "status.replicas").unwrap_or(0),
+            }
+        };
+        // Old ReplicaSets, oldest first: the rollout scales those down first.
+        let mut old: Vec<Arc<Stored>> = owned
+            .iter()
+            .filter(|rs| current.as_ref().is_none_or(|c| c.meta.uid != rs.meta.uid))
+            .cloned()
+            .collect();
+        old.sort_by_key(|rs| rs.meta.rv);
+        let old_counts: Vec<rollout::Counts> = old.iter().map(|rs| counts(rs)).collect();
+        let (new_spec, old_specs) = rollout::step(
+            want,
+            rollout::Strategy::of(&dv, want),
+            current.as_deref().map(counts).unwrap_or_default(),
+            &old_counts,
+        );
         let current = match current {
             Some(c) => {
                 let mut cv = c.value();
-                if objects::int(&cv, "spec.replicas") != Some(want) {
-                    objects::set(&mut cv, "spec.replicas", json!(want));
+                if objects::int(&cv, "spec.replicas") != Some(new_spec) {
+                    objects::set(&mut cv, "spec.replicas", json!(new_spec));
                     let g = objects::int(&cv, "metadata.generation").unwrap_or(1) + 1;
                     objects::set(&mut cv, "metadata.generation", json!(g));
                     self.put(ids::REPLICASETS, cv);
@@ -260,7 +283,7 @@ impl Cluster {
                         "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
                                         "deployment.kubernetes.io/desired-replicas": want.to_string()},
                         "ownerReferences": [controller_ref("apps/v1", "Deployment", &d)]},
-                    "spec": {"replicas": want, "selector": selector, "template": tmpl}});
+                    "spec": {"replicas": new_spec, "selector": selector, "template": tmpl}});
                 match self.create(ids::REPLICASETS, rs, ns, false) {
                     Ok(c) => c,
                     Err(_) => return,
@@ -268,11 +291,12 @@ impl Cluster {
             }
         };
         let current_ready = objects::int(&current.value(), "status.readyReplicas").unwrap_or(0);
-        // Old ReplicaSets go to zero once the new one is fully available (a 100% surge rollout).
-        for old in owned.iter().filter(|rs| rs.meta.uid != current.meta.uid) {
-            let mut ov = old.value();
-            if objects::int(&ov, "spec.replicas").unwrap_or(0) != 0 && current_ready >= want {
-                objects::set(&mut ov, "spec.replicas", json!(0));
+        for (rs, spec) in old.iter().zip(old_specs) {
+            let mut ov = rs.value();
+            if objects::int(&ov, "spec.replicas").unwrap_or(0) != spec {
+                objects::set(&mut ov, "spec.replicas", json!(spec));
+                let g = objects::int(&ov, "metadata.generation").unwrap_or(1) + 1;
+                objects::set(&mut ov, "metadata.generation", json!(g));
                 self.put(ids::REPLICASETS, ov);
             }
         }
@@ -289,10 +313,10 @@ impl Cluster {
             ready_n += objects::int(&rv, "status.readyReplicas").unwrap_or(0);
         }
         let updated = objects::int(&current.value(), "status.replicas").unwrap_or(0);
-        let max_unavailable = dv
-            .pointer("/spec/strategy/rollingUpdate/maxUnavailable")
-            .map(|m| objects::scaled_value(m, want, false).unwrap_or(0))
-            .unwrap_or(0);
+        let max_unavailable = match rollout::Strategy::of(&dv, want) {
+            rollout::Strategy::Rolling { unavailable, .. } => unavailable,
+            rollout::Strategy::Recreate => 0,
+        };
         let available_ok = ready_n >= want - max_unavailable;
         let now = self.now_str();
         let mut nv = dv;
