@@ -35,4 +35,4 @@ mod provider;
 
 pub use builder::GkeBuilder;
 pub use error::{Error, Result};
-pub use provider::{GkeProvider, GkeSettings, NODE_POOL_LABEL};
+pub use provider::{CONTROL_PLANE_ROLLBACK_REFUSAL, GkeProvider, GkeSettings, NODE_POOL_LABEL};
