@@ -1029,6 +1029,7 @@ impl UpgradeProvider for GkeProvider {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
