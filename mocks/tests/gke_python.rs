@@ -162,3 +162,112 @@ async fn google_cloud_container_reads_and_drives_the_mock() {
     assert_eq!(calls["updateMaster"], 3, "{calls:?}");
     assert_eq!(calls["updateNodePool"], 1, "{calls:?}");
 }
+
+const ROLLBACK_SAFE: &str = r#"
+import json, sys, time
+from google.api_core import exceptions
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import container_v1
+
+endpoint = sys.argv[1]
+client = container_v1.ClusterManagerClient(
+    credentials=AnonymousCredentials(),
+    transport="rest",
+    client_options=ClientOptions(api_endpoint=endpoint),
+)
+parent = "projects/demo-project/locations/us-central1"
+cluster = parent + "/clusters/demo"
+out = {}
+def failure(call):
+    try:
+        call()
+    except exceptions.GoogleAPICallError as e:
+        body = e.response.json()["error"]
+        return [e.code, body["status"], body["message"]]
+    return None
+def done(op):
+    for _ in range(1000):
+        got = client.get_operation(name=parent + "/operations/" + op.name)
+        if got.status == container_v1.Operation.Status.DONE:
+            return got.error.code
+        time.sleep(0.02)
+    return "never"
+
+out["short_soak"] = failure(lambda: client.update_cluster(name=cluster, update={
+    "desired_master_version": "1.34",
+    "desired_rollback_safe_upgrade": {"control_plane_soak_duration": {"seconds": 60}}}))
+op = client.update_cluster(name=cluster, update={
+    "desired_master_version": "1.34",
+    "desired_rollback_safe_upgrade": {"control_plane_soak_duration": {"seconds": 604800}}})
+out["upgrade"] = done(op)
+s = client.fetch_cluster_upgrade_info(name=cluster).rollback_safe_upgrade_status
+out["mode"] = container_v1.RollbackSafeUpgradeStatus.Mode(s.mode).name
+out["previous"] = s.previous_version
+out["has_end"] = s.control_plane_upgrade_rollback_end_time is not None
+out["forward"] = failure(lambda: client.update_master(name=cluster, master_version="1.35"))
+back = client.update_master(name=cluster, master_version=s.previous_version)
+out["rollback"] = done(back)
+out["after_rollback"] = client.get_cluster(name=cluster).current_master_version
+out["complete_none"] = failure(lambda: client.complete_control_plane_upgrade(request={"name": cluster}))
+op = client.update_cluster(name=cluster, update={
+    "desired_master_version": "1.34",
+    "desired_rollback_safe_upgrade": {"control_plane_soak_duration": {"seconds": 604800}}})
+out["again"] = done(op)
+out["complete"] = done(client.complete_control_plane_upgrade(request={"name": cluster}))
+out["refused"] = failure(lambda: client.update_master(name=cluster, master_version=s.previous_version))
+out["mode_after"] = container_v1.RollbackSafeUpgradeStatus.Mode(
+    client.fetch_cluster_upgrade_info(name=cluster).rollback_safe_upgrade_status.mode).name
+print(json.dumps(out))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_cloud_container_drives_a_rollback_safe_upgrade_its_rollback_and_refusals() {
+    let Some(py) = python() else { return };
+    let mock = GkeMock::start(GkeConfig::demo().time_scale(3000.0), None)
+        .await
+        .unwrap();
+    let out = tokio::process::Command::new(&py)
+        .args(["-c", ROLLBACK_SAFE, &mock.endpoint()])
+        .env("GOOGLE_CLOUD_DISABLE_DIRECT_PATH", "true")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(v["short_soak"][1], "INVALID_ARGUMENT", "{v}");
+    assert!(
+        v["short_soak"][2]
+            .as_str()
+            .unwrap()
+            .contains("controlPlaneSoakDuration"),
+        "{v}"
+    );
+    assert_eq!(v["upgrade"], 0, "{v}");
+    assert_eq!(v["mode"], "KCP_MINOR_UPGRADE_ROLLBACK_SAFE_MODE");
+    assert_eq!(v["previous"], "1.33.5-gke.1080000");
+    assert_eq!(v["has_end"], true);
+    assert_eq!(v["forward"][0], 400);
+    assert_eq!(v["forward"][1], "FAILED_PRECONDITION", "{v}");
+    assert_eq!(v["rollback"], 0, "{v}");
+    assert_eq!(v["after_rollback"], "1.33.5-gke.1080000");
+    assert_eq!(v["complete_none"][1], "FAILED_PRECONDITION", "{v}");
+    assert_eq!(v["again"], 0, "{v}");
+    assert_eq!(v["complete"], 0, "{v}");
+    assert_eq!(v["refused"][0], 400);
+    assert_eq!(v["refused"][1], "FAILED_PRECONDITION", "{v}");
+    assert!(
+        v["refused"][2]
+            .as_str()
+            .unwrap()
+            .contains("not in rollback-safe mode"),
+        "{v}"
+    );
+    assert_eq!(v["mode_after"], "MODE_UNSPECIFIED");
+    assert_eq!(
+        mock.master_version("demo").as_deref(),
+        Some("1.34.1-gke.1829001")
+    );
+}

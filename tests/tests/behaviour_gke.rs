@@ -16,8 +16,10 @@ use kup_mocks::k8s::{SimConfig, SimHandle, Simulator};
 use kup_tests::{Harness, Mutations, Unstaged, behaviours};
 
 /// GKE calls that change something.
-const MUTATING: [&str; 5] = [
+const MUTATING: [&str; 7] = [
     "updateMaster",
+    "updateCluster",
+    "completeControlPlaneUpgrade",
     "updateNodePool",
     "rollbackNodePoolUpgrade",
     "completeNodePoolUpgrade",

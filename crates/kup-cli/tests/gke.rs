@@ -130,6 +130,14 @@ async fn gke_versions_and_plan_come_through_the_registry_entry() {
     .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--endpoint-url"));
+    // A rollback-safe soak outside GKE's six hours to seven days is refused, named.
+    let out = kup(&[&base[..], &["--control-plane-soak", "3600", "versions"]].concat()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("control_plane_soak") && stderr.contains("21600s"),
+        "{stderr}"
+    );
     assert_eq!(mock.calls(), calls);
     sim.shutdown().await;
 }

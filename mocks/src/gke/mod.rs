@@ -1,7 +1,11 @@
 //! A stateful mock of the Google Kubernetes Engine API (v1, REST/JSON) on wiremock, serving
 //! what `google-cloud-container-v1` (and Python's `google-cloud-container` over REST) send:
 //! server config, clusters, node pools, operations, upgrade info, rollback and completion of
-//! node-pool upgrades.
+//! node-pool upgrades, and rollback-safe (two-step) control-plane minor upgrades: an
+//! `updateCluster` with `desiredMasterVersion` and `desiredRollbackSafeUpgrade` soaks after
+//! step one (`fetchClusterUpgradeInfo` reports `rollbackSafeUpgradeStatus`), an `updateMaster`
+//! back to the previous version during the soak rolls it back, and after the soak's end or
+//! `completeControlPlaneUpgrade` a downgrade is refused with `FAILED_PRECONDITION`.
 //!
 //! Operations move `PENDING` → `RUNNING` → `DONE` over simulated time, with progress metrics;
 //! a failed operation is `DONE` with `error` set. A second operation while one runs gets
@@ -245,6 +249,23 @@ impl GkeMock {
         s.clusters
             .get(cluster)
             .map(|c| c.spec.master_version.clone())
+    }
+
+    /// The control plane's rollback-safe soak, while one runs: the previous version and the
+    /// soak's end (RFC 3339).
+    pub fn control_plane_soak(&self, cluster: &str) -> Option<(String, String)> {
+        let mut s = self.inner.lock();
+        s.tick();
+        let soak = s.clusters.get(cluster)?.soak.clone()?;
+        Some((soak.previous, wire::timestamp(soak.end)))
+    }
+
+    /// Ends the control plane's soak now, as reaching its end time would; false when none
+    /// runs.
+    pub fn end_control_plane_soak(&self, cluster: &str) -> bool {
+        let mut s = self.inner.lock();
+        s.tick();
+        s.end_soak(cluster)
     }
 
     /// A node pool's version.

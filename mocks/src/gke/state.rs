@@ -136,7 +136,28 @@ pub(crate) struct ClusterState {
     pub spec: GkeCluster,
     pub pools: BTreeMap<String, PoolState>,
     pub history: Vec<(String, String, f64, f64, String)>,
+    /// A rollback-safe minor upgrade's step one, once its operation is accepted: the
+    /// operation, the soak it asked for (seconds) and the version it started from.
+    pub pending_soak: Option<(String, f64, String)>,
+    /// The soak of a rollback-safe upgrade whose step one is done: rollback is possible.
+    pub soak: Option<ControlPlaneSoak>,
+    /// How the last soak ended (`ended at …`, `was completed`, `was rolled back`), for
+    /// GKE's refusal of a later downgrade.
+    pub soak_ended: Option<String>,
 }
+
+/// A control plane in the rollback-safe mode of a two-step minor upgrade.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ControlPlaneSoak {
+    /// The version before step one (`previousVersion`).
+    pub previous: String,
+    /// When the soak ends (`controlPlaneUpgradeRollbackEndTime`), simulated seconds.
+    pub end: f64,
+}
+
+/// GKE's bounds on `controlPlaneSoakDuration`: six hours to seven days.
+const MIN_CONTROL_PLANE_SOAK: f64 = 6.0 * 3600.0;
+const MAX_CONTROL_PLANE_SOAK: f64 = 7.0 * 24.0 * 3600.0;
 
 /// Everything the mock holds.
 pub(crate) struct State {
@@ -232,6 +253,9 @@ impl State {
                 spec: c,
                 pools,
                 history: Vec::new(),
+                pending_soak: None,
+                soak: None,
+                soak_ended: None,
             },
         );
     }
@@ -341,19 +365,69 @@ impl State {
                         op.error = Some((code, message));
                         op.conditions = conditions;
                     } else {
-                        reached.push((op.cluster.clone(), version.clone(), op.created));
+                        reached.push((
+                            op.cluster.clone(),
+                            op.name.clone(),
+                            version.clone(),
+                            op.created,
+                        ));
                     }
                 }
                 _ => {}
             }
         }
-        for (cluster, version, started) in reached {
+        for (cluster, op, version, started) in reached {
             if let Some(c) = self.clusters.get_mut(&cluster) {
                 let from = std::mem::replace(&mut c.spec.master_version, version.clone());
-                c.history
-                    .push((from, version.clone(), started, now, "SUCCEEDED".into()));
+                if from != version {
+                    c.history.push((
+                        from.clone(),
+                        version.clone(),
+                        started,
+                        now,
+                        "SUCCEEDED".into(),
+                    ));
+                }
+                match c.pending_soak.take() {
+                    // Step one is done: the control plane soaks, and can go back until the end.
+                    Some((name, secs, previous)) if name == op => {
+                        c.soak = Some(ControlPlaneSoak {
+                            previous,
+                            end: now + secs,
+                        });
+                        c.soak_ended = None;
+                    }
+                    other => c.pending_soak = other,
+                }
+                if c.soak.as_ref().is_some_and(|s| s.previous == version) {
+                    c.soak = None;
+                    c.soak_ended = Some("was rolled back".into());
+                }
             }
             self.control_plane_reached.push(version);
+        }
+        for c in self.clusters.values_mut() {
+            if let Some(end) = c.soak.as_ref().map(|s| s.end)
+                && now >= end
+            {
+                // GKE performs step two itself when the soak ends.
+                c.soak = None;
+                c.soak_ended = Some(format!("ended at {}", wire::timestamp(end)));
+            }
+        }
+    }
+
+    /// Ends a control-plane soak now, as the passing of its end time would (tests use it
+    /// instead of waiting).
+    pub fn end_soak(&mut self, cluster: &str) -> bool {
+        let now = self.now();
+        match self.clusters.get_mut(cluster) {
+            Some(c) if c.soak.is_some() => {
+                c.soak = None;
+                c.soak_ended = Some(format!("ended at {}", wire::timestamp(now)));
+                true
+            }
+            _ => false,
         }
     }
 
@@ -436,7 +510,18 @@ impl State {
             }
             "getCluster" => self.cluster_json(&cluster.unwrap_or_default(), ints),
             "fetchClusterUpgradeInfo" => self.upgrade_info(&cluster.unwrap_or_default(), ints),
-            "updateMaster" => self.update_master(&cluster.unwrap_or_default(), &call.body, ints),
+            "updateMaster" => {
+                let c = cluster.unwrap_or_default();
+                let asked = call.body["masterVersion"].as_str().unwrap_or_default();
+                if asked.is_empty() {
+                    return Err(ApiError::invalid("Master version must be specified."));
+                }
+                self.update_master(&c, asked, None, ints)
+            }
+            "updateCluster" => self.update_cluster(&cluster.unwrap_or_default(), &call.body, ints),
+            "completeControlPlaneUpgrade" => {
+                self.complete_control_plane(&cluster.unwrap_or_default(), ints)
+            }
             "listNodePools" => {
                 let c = cluster.unwrap_or_default();
                 self.cluster_exists(&c)?;
@@ -735,6 +820,13 @@ impl State {
             "endOfStandardSupportTimestamp": eos(false),
             "endOfExtendedSupportTimestamp": eos(true),
         });
+        if let Some(soak) = &cs.soak {
+            out["rollbackSafeUpgradeStatus"] = json!({
+                "mode": if ints { json!(1) } else { json!("KCP_MINOR_UPGRADE_ROLLBACK_SAFE_MODE") },
+                "controlPlaneUpgradeRollbackEndTime": wire::timestamp(soak.end),
+                "previousVersion": soak.previous,
+            });
+        }
         if let Some(t) = minor_target {
             out["minorTargetVersion"] = json!(t);
         }
@@ -776,13 +868,42 @@ impl State {
         op
     }
 
-    fn update_master(&mut self, c: &str, body: &Value, ints: bool) -> Answer {
+    /// `updateMaster`, or `updateCluster` with `desiredMasterVersion`: `soak` (seconds) asks
+    /// for a rollback-safe minor upgrade. During a soak the one move accepted is back to the
+    /// previous version (the rollback); after it, a downgrade is refused.
+    fn update_master(&mut self, c: &str, asked: &str, soak: Option<f64>, ints: bool) -> Answer {
         self.cluster_exists(c)?;
-        let asked = body["masterVersion"].as_str().unwrap_or_default();
-        if asked.is_empty() {
-            return Err(ApiError::invalid("Master version must be specified."));
-        }
         let current = self.clusters[c].spec.master_version.clone();
+        if let Some(s) = self.clusters[c].soak.clone() {
+            let back = asked == s.previous
+                || s.previous.starts_with(&format!("{asked}."))
+                || s.previous.starts_with(&format!("{asked}-"));
+            if !back {
+                return Err(ApiError::precondition(format!(
+                    "Cluster \"{c}\" is in rollback-safe mode after its control plane upgrade \
+                     from \"{}\" to \"{current}\" until {}: the master can only be rolled back to \
+                     \"{}\" or the upgrade completed (completeControlPlaneUpgrade).",
+                    s.previous,
+                    wire::timestamp(s.end),
+                    s.previous
+                )));
+            }
+            if soak.is_some() {
+                return Err(ApiError::invalid(
+                    "desiredRollbackSafeUpgrade cannot be set on a rollback.",
+                ));
+            }
+            self.busy(c)?;
+            let d = self.config.master_upgrade;
+            let op = self.start_op(
+                c,
+                OpTarget::ControlPlane {
+                    version: s.previous,
+                },
+                d,
+            );
+            return Ok(self.op_json(&op, ints));
+        }
         let version = Self::resolve(&self.master_versions(), asked, &self.config.default_version)
             .ok_or_else(|| {
             ApiError::invalid(format!("Master version \"{asked}\" is unsupported."))
@@ -790,6 +911,13 @@ impl State {
         let (from, to) = (minor_of(&current), minor_of(&version));
         if version_key(&version) <= version_key(&current) && to <= from {
             if to < from {
+                if let Some(ended) = &self.clusters[c].soak_ended {
+                    return Err(ApiError::precondition(format!(
+                        "Cluster \"{c}\" is not in rollback-safe mode: the soak of its last \
+                         control plane upgrade {ended}. The master cannot be rolled back from \
+                         \"{current}\" to \"{version}\"."
+                    )));
+                }
                 return Err(ApiError::invalid(format!(
                     "Master cannot be downgraded from \"{current}\" to \"{version}\"."
                 )));
@@ -806,9 +934,93 @@ impl State {
                  at most one minor version at a time."
             )));
         }
+        if soak.is_some() && to == from {
+            return Err(ApiError::invalid(format!(
+                "desiredRollbackSafeUpgrade applies to minor version upgrades only; \"{current}\" \
+                 to \"{version}\" is a patch upgrade."
+            )));
+        }
         self.busy(c)?;
         let d = self.config.master_upgrade;
         let op = self.start_op(c, OpTarget::ControlPlane { version }, d);
+        if let (Some(secs), Some(cs)) = (soak, self.clusters.get_mut(c)) {
+            cs.pending_soak = Some((op.name.clone(), secs, current));
+        }
+        Ok(self.op_json(&op, ints))
+    }
+
+    /// `updateCluster`: this mock serves the master upgrade it can carry
+    /// (`desiredMasterVersion`, optionally `desiredRollbackSafeUpgrade`).
+    fn update_cluster(&mut self, c: &str, body: &Value, ints: bool) -> Answer {
+        self.cluster_exists(c)?;
+        let update = &body["update"];
+        let Some(fields) = update.as_object().filter(|u| !u.is_empty()) else {
+            return Err(ApiError::invalid(
+                "At least one field to update must be specified (update).",
+            ));
+        };
+        if let Some(other) = fields
+            .keys()
+            .find(|k| *k != "desiredMasterVersion" && *k != "desiredRollbackSafeUpgrade")
+        {
+            return Err(ApiError::invalid(format!(
+                "update.{other} is not served by this GKE mock (it serves desiredMasterVersion \
+                 and desiredRollbackSafeUpgrade)."
+            )));
+        }
+        let asked = update["desiredMasterVersion"].as_str().unwrap_or_default();
+        if asked.is_empty() {
+            return Err(ApiError::invalid(
+                "desiredRollbackSafeUpgrade is applied with an upgrade: set \
+                 update.desiredMasterVersion too.",
+            ));
+        }
+        let soak = match update.get("desiredRollbackSafeUpgrade") {
+            None | Some(Value::Null) => None,
+            Some(r) => {
+                let v = &r["controlPlaneSoakDuration"];
+                let secs = if v.is_null() {
+                    MIN_CONTROL_PLANE_SOAK
+                } else {
+                    wire::duration_secs(v).ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "Invalid value for \
+                             update.desiredRollbackSafeUpgrade.controlPlaneSoakDuration: {v}"
+                        ))
+                    })?
+                };
+                if !(MIN_CONTROL_PLANE_SOAK..=MAX_CONTROL_PLANE_SOAK).contains(&secs) {
+                    return Err(ApiError::invalid(format!(
+                        "update.desiredRollbackSafeUpgrade.controlPlaneSoakDuration {v} is out of \
+                         range: it must be between 6 hours (21600s) and 7 days (604800s)."
+                    )));
+                }
+                Some(secs)
+            }
+        };
+        self.update_master(c, asked, soak, ints)
+    }
+
+    /// `completeControlPlaneUpgrade`: step two now; the upgrade can no longer be rolled back.
+    fn complete_control_plane(&mut self, c: &str, ints: bool) -> Answer {
+        self.cluster_exists(c)?;
+        if self.clusters[c].soak.is_none() {
+            return Err(ApiError::precondition(format!(
+                "Cluster \"{c}\" is not in rollback-safe mode: there is no control plane upgrade \
+                 to complete."
+            )));
+        }
+        self.busy(c)?;
+        let version = self.clusters[c].spec.master_version.clone();
+        if let Some(cs) = self.clusters.get_mut(c) {
+            cs.soak = None;
+            cs.soak_ended = Some("was completed".into());
+        }
+        let op = self.start_op(
+            c,
+            OpTarget::ControlPlane { version },
+            Duration::from_secs(60),
+        );
         Ok(self.op_json(&op, ints))
     }
 
@@ -1056,6 +1268,10 @@ pub(crate) fn call_name(call: &Call<'_>) -> String {
         ("GET", ["clusters", _], Some("fetchClusterUpgradeInfo")) => "fetchClusterUpgradeInfo",
         ("GET", ["clusters", _], None) => "getCluster",
         ("POST", ["clusters", _], Some("updateMaster")) => "updateMaster",
+        ("PUT", ["clusters", _], None) => "updateCluster",
+        ("POST", ["clusters", _], Some("completeControlPlaneUpgrade")) => {
+            "completeControlPlaneUpgrade"
+        }
         ("GET", ["clusters", _, "nodePools"], _) => "listNodePools",
         ("GET", ["clusters", _, "nodePools", _], Some("fetchNodePoolUpgradeInfo")) => {
             "fetchNodePoolUpgradeInfo"

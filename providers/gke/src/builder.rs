@@ -234,6 +234,18 @@ fn validate_soaks(s: &GkeSettings) -> Result<()> {
             });
         }
     }
+    if let Some(d) = s.control_plane_soak
+        && !(Duration::from_secs(6 * 3600)..=MAX).contains(&d)
+    {
+        return Err(Error::Config {
+            field: "control_plane_soak",
+            message: format!(
+                "{}s is outside what GKE accepts for a rollback-safe upgrade's soak (6 hours to \
+                 7 days, 21600s to 604800s)",
+                d.as_secs()
+            ),
+        });
+    }
     Ok(())
 }
 

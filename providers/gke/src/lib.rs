@@ -10,6 +10,12 @@
 //!   `get_operation` (`DONE` with `error` set is a failure); [`GkeProvider::cancel`],
 //!   [`GkeProvider::rollback_node_pool_upgrade`] and
 //!   [`GkeProvider::complete_node_pool_upgrade`];
+//! - rollback ([`kup_core::UpgradeProvider::rollback_offer`]): a pool whose upgrade was
+//!   cancelled or failed, or whose blue-green upgrade has not yet deleted its blue pool, goes
+//!   back through `rollback_node_pool_upgrade`; a control plane upgraded rollback-safe
+//!   ([`GkeSettings::control_plane_soak`]) goes back while it soaks (`update_master` to
+//!   `rollbackSafeUpgradeStatus.previousVersion`), until
+//!   [`GkeProvider::complete_control_plane_upgrade`] or the soak's end;
 //! - pre-flight from GKE's upgrade info, maintenance windows and exclusions, the add-ons GKE
 //!   moves itself, and the PodDisruptionBudgets GKE overrides after an hour.
 //!
@@ -35,4 +41,4 @@ mod provider;
 
 pub use builder::GkeBuilder;
 pub use error::{Error, Result};
-pub use provider::{GkeProvider, GkeSettings, NODE_POOL_LABEL};
+pub use provider::{CONTROL_PLANE_ROLLBACK_REFUSAL, GkeProvider, GkeSettings, NODE_POOL_LABEL};

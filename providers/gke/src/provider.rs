@@ -11,11 +11,17 @@ use google_cloud_container_v1::model::{
 use kup_core::{
     AvailableVersion, BackupSupport, Capabilities, ClusterInfo, ControlPlaneOptions, Finding,
     KubeVersion, NodePool, NodePoolOptions, Operation, OperationStatus, OperationTarget,
-    PoolStrategy, ProviderErrorDetail, ProviderKind, SupportStatus, UpgradeProvider, VersionScope,
+    PoolStrategy, ProviderErrorDetail, ProviderKind, RollbackOffer, RollbackOption, RollbackPart,
+    SupportStatus, UpgradeProvider, VersionScope,
 };
 
 use crate::error::Error;
 use crate::preflight;
+
+/// GKE's limit on the control plane outside a rollback-safe upgrade's soak.
+pub const CONTROL_PLANE_ROLLBACK_REFUSAL: &str = "GKE does not downgrade a control plane outside \
+     the soak of a rollback-safe (two-step) minor upgrade: no such upgrade is soaking now, so the \
+     control plane is fixed forward";
 
 /// The label GKE puts on the nodes of a node pool.
 pub const NODE_POOL_LABEL: &str = "cloud.google.com/gke-nodepool";
@@ -33,6 +39,11 @@ pub struct GkeSettings {
     /// (`nodePoolSoakDuration`); GKE's default (one hour) when `None`. Until it ends the
     /// upgrade can be rolled back.
     pub node_pool_soak: Option<Duration>,
+    /// Minor control-plane upgrades become rollback-safe (two-step) with this soak
+    /// (`desiredRollbackSafeUpgrade.controlPlaneSoakDuration`, six hours to seven days):
+    /// until it ends, or [`GkeProvider::complete_control_plane_upgrade`], the control plane
+    /// can be rolled back. `None` upgrades in one step, which cannot be undone.
+    pub control_plane_soak: Option<Duration>,
 }
 
 impl Default for GkeSettings {
@@ -41,6 +52,7 @@ impl Default for GkeSettings {
             pdb_timeout: Duration::from_secs(3600),
             batch_soak: None,
             node_pool_soak: None,
+            control_plane_soak: None,
         }
     }
 }
@@ -149,6 +161,81 @@ fn count(field: &str, value: &str, what: &str) -> CoreResult<i32> {
 
 fn duration(d: Duration) -> google_cloud_wkt::Duration {
     google_cloud_wkt::Duration::clamp(i64::try_from(d.as_secs()).unwrap_or(i64::MAX), 0)
+}
+
+/// A pool's way back now, or GKE's reason why there is none: a blue-green upgrade until its
+/// blue pool is deleted, or a node-pool upgrade that ended failed or cancelled.
+fn pool_rollback(
+    pool: &gke::NodePool,
+    latest: Option<&gke::Operation>,
+) -> Result<RollbackOption, String> {
+    use node_pool::update_info::blue_green_info::Phase;
+    let version = KubeVersion::parse(&pool.version).map_err(|e| {
+        format!(
+            "node pool {} reports version {:?}, which kup cannot read: {e}",
+            pool.name, pool.version
+        )
+    })?;
+    let option = |basis: String| RollbackOption {
+        part: RollbackPart::pool(pool.name.clone()),
+        to: version.clone(),
+        release: Some(pool.version.clone()),
+        basis,
+    };
+    if let Some(bg) = pool
+        .update_info
+        .as_ref()
+        .and_then(|u| u.blue_green_info.as_ref())
+        .filter(|bg| bg.phase != Phase::Unspecified)
+    {
+        let phase = bg.phase.name().unwrap_or("UNKNOWN");
+        return match bg.phase {
+            Phase::DeletingBluePool => Err(format!(
+                "node pool {}'s blue-green upgrade to {} is deleting its blue nodes: its soak has \
+                 ended, and GKE can no longer roll it back",
+                pool.name, bg.green_pool_version
+            )),
+            Phase::RollbackStarted => Err(format!(
+                "node pool {} is already rolling its blue-green upgrade back",
+                pool.name
+            )),
+            _ => Ok(option(format!(
+                "the blue-green upgrade to {} (phase {phase}): GKE brings the blue nodes back \
+                 until the blue pool is deleted",
+                bg.green_pool_version
+            ))),
+        };
+    }
+    let completed = || {
+        format!(
+            "GKE rolls back a node-pool upgrade only when it was cancelled or failed, or a \
+             blue-green upgrade until its soak ends; node pool {}'s last upgrade completed, so \
+             there is nothing to roll back",
+            pool.name
+        )
+    };
+    let Some(op) = latest else {
+        return Err(completed());
+    };
+    if op.status != operation::Status::Done {
+        return Err(format!(
+            "node pool {}'s upgrade {} is still running; GKE rolls back a surge upgrade once \
+             it is cancelled or has failed: cancel it first",
+            pool.name, op.name
+        ));
+    }
+    match op.error.as_ref().filter(|e| e.code != 0) {
+        // ABORTED: a blue-green upgrade a rollback already stopped.
+        Some(e) if e.code == 10 => Err(completed()),
+        Some(e) => Ok(option(format!(
+            "the {} upgrade {} ({}: {})",
+            if e.code == 1 { "cancelled" } else { "failed" },
+            op.name,
+            code_name(e.code),
+            e.message
+        ))),
+        None => Err(completed()),
+    }
 }
 
 impl GkeProvider {
@@ -345,6 +432,69 @@ impl GkeProvider {
         Ok(())
     }
 
+    /// Ends a rollback-safe control-plane upgrade's soak now (step two): the control plane can
+    /// no longer be rolled back.
+    pub async fn complete_control_plane_upgrade(&self) -> CoreResult<Operation> {
+        let op = self
+            .client
+            .complete_control_plane_upgrade()
+            .set_name(self.cluster_path())
+            .send()
+            .await
+            .map_err(Error::gax(
+                "completeControlPlaneUpgrade",
+                "cluster",
+                &self.cluster,
+            ))?;
+        Ok(self.operation_of(&op))
+    }
+
+    /// The soak of a rollback-safe control-plane upgrade, while one runs: the version before it
+    /// and the soak's end.
+    async fn control_plane_soak(&self) -> CoreResult<Option<(String, Option<String>)>> {
+        use gke::rollback_safe_upgrade_status::Mode;
+        let Some(info) = self.upgrade_info().await? else {
+            return Ok(None);
+        };
+        let Some(status) = info.rollback_safe_upgrade_status else {
+            return Ok(None);
+        };
+        let end = status
+            .control_plane_upgrade_rollback_end_time
+            .and_then(|t| jiff::Timestamp::new(t.seconds(), t.nanos()).ok());
+        let soaking = status.mode == Mode::KcpMinorUpgradeRollbackSafeMode
+            && !status.previous_version.is_empty()
+            && end.is_none_or(|t| t > jiff::Timestamp::now());
+        Ok(soaking.then(|| (status.previous_version, end.map(|t| t.to_string()))))
+    }
+
+    /// This cluster's node-pool operations, each pool's newest last.
+    async fn pool_operations(&self) -> Result<Vec<gke::Operation>, Error> {
+        let ops = self
+            .client
+            .list_operations()
+            .set_parent(self.parent())
+            .send()
+            .await
+            .map_err(Error::gax("listOperations", "location", &self.location))?;
+        let mine = format!("/clusters/{}/nodePools/", self.cluster);
+        let mut out: Vec<gke::Operation> = ops
+            .operations
+            .into_iter()
+            .filter(|o| o.target_link.contains(&mine))
+            .collect();
+        // RFC 3339 times in one format sort as text; the list's own order is not documented.
+        out.sort_by(|a, b| a.start_time.cmp(&b.start_time));
+        Ok(out)
+    }
+
+    fn latest_for<'a>(ops: &'a [gke::Operation], pool: &str) -> Option<&'a gke::Operation> {
+        let tail = format!("/nodePools/{pool}");
+        ops.iter()
+            .rev()
+            .find(|o| o.target_link.trim_end_matches('/').ends_with(&tail))
+    }
+
     fn name_of(&self, op: &Operation) -> String {
         op.handle
             .get("operation")
@@ -491,6 +641,11 @@ impl UpgradeProvider for GkeProvider {
             c.surge_upgrades = true;
             c.pool_max_unavailable = true;
             c.blue_green_upgrades = true;
+            // rollbackNodePoolUpgrade: a cancelled or failed upgrade, or a blue-green one
+            // until its soak ends.
+            c.node_pool_rollback = true;
+            // A rollback-safe (two-step) minor upgrade can go back while it soaks.
+            c.control_plane_rollback = kup_core::ControlPlaneRollback::DuringSoak;
         })
     }
 
@@ -640,14 +795,33 @@ impl UpgradeProvider for GkeProvider {
                 config.valid_master_versions.join(", ")
             )));
         };
-        let op = self
-            .client
-            .update_master()
-            .set_name(self.cluster_path())
-            .set_master_version(&version)
-            .send()
-            .await
-            .map_err(Error::gax("updateMaster", "cluster", &self.cluster))?;
+        let op = match self.settings.control_plane_soak {
+            // Two steps: GKE soaks the new binaries at the old emulated version, and the
+            // control plane can go back until the soak ends. Patch upgrades are one step.
+            Some(soak) if distance == 1 => self
+                .client
+                .update_cluster()
+                .set_name(self.cluster_path())
+                .set_update(
+                    gke::ClusterUpdate::new()
+                        .set_desired_master_version(&version)
+                        .set_desired_rollback_safe_upgrade(
+                            gke::RollbackSafeUpgrade::new()
+                                .set_control_plane_soak_duration(duration(soak)),
+                        ),
+                )
+                .send()
+                .await
+                .map_err(Error::gax("updateCluster", "cluster", &self.cluster))?,
+            _ => self
+                .client
+                .update_master()
+                .set_name(self.cluster_path())
+                .set_master_version(&version)
+                .send()
+                .await
+                .map_err(Error::gax("updateMaster", "cluster", &self.cluster))?,
+        };
         Ok(self.operation_of(&op).with_version(version))
     }
 
@@ -716,6 +890,128 @@ impl UpgradeProvider for GkeProvider {
         Ok(self.operation_of(&op).with_version(version))
     }
 
+    async fn rollback_offer(&self) -> CoreResult<RollbackOffer> {
+        let mut offer = RollbackOffer::default();
+        let live = self.cluster().await?;
+        match self.control_plane_soak().await? {
+            Some((previous, end)) => {
+                let to = parse_version(
+                    "fetchClusterUpgradeInfo",
+                    "rollbackSafeUpgradeStatus.previousVersion",
+                    &previous,
+                )?;
+                offer = offer.offer(RollbackOption {
+                    part: RollbackPart::ControlPlane,
+                    to,
+                    release: None,
+                    basis: format!(
+                        "the rollback-safe upgrade from {previous} to {}, soaking until {}",
+                        live.control_plane,
+                        end.as_deref().unwrap_or("an unreported time")
+                    ),
+                });
+            }
+            None => {
+                offer = offer.refuse(RollbackPart::ControlPlane, CONTROL_PLANE_ROLLBACK_REFUSAL)
+            }
+        }
+        let cluster = self.get_cluster().await?;
+        let ops = self.pool_operations().await?;
+        for pool in &cluster.node_pools {
+            match pool_rollback(pool, Self::latest_for(&ops, &pool.name)) {
+                Ok(option) => offer = offer.offer(option),
+                Err(reason) => offer = offer.refuse(RollbackPart::pool(pool.name.clone()), reason),
+            }
+        }
+        Ok(offer)
+    }
+
+    async fn rollback_node_pool(
+        &self,
+        pool: &str,
+        to: &RollbackOption,
+        opts: &NodePoolOptions,
+    ) -> CoreResult<Operation> {
+        if to.part != RollbackPart::pool(pool) {
+            return Err(kup_core::Error::invalid_input(
+                format!("pools.{pool}.rollback"),
+                format!("the option moves {}, not node pool {pool}", to.part),
+            ));
+        }
+        let current = self.get_pool(pool).await?;
+        let ops = self.pool_operations().await?;
+        let latest = Self::latest_for(&ops, pool);
+        let option = pool_rollback(&current, latest).map_err(kup_core::Error::precondition)?;
+        if !(option.to.matches(&to.to) || to.to.matches(&option.to)) {
+            return Err(kup_core::Error::precondition(format!(
+                "node pool {pool} would go back to {}, not {}: GKE returns a pool to the \
+                 version before its last upgrade",
+                option.to, to.to
+            )));
+        }
+        // A blue-green upgrade is rolled back while it runs; anything else running makes the
+        // cluster busy.
+        let own = latest
+            .filter(|o| o.status != operation::Status::Done)
+            .map(|o| o.name.clone());
+        if let Some(op) = self
+            .running()
+            .await?
+            .into_iter()
+            .find(|o| Some(&o.id) != own.as_ref())
+        {
+            return Err(kup_core::Error::Busy {
+                message: format!(
+                    "{op} is running; GKE takes no node-pool rollback until it ends (it would \
+                     answer FAILED_PRECONDITION)"
+                ),
+                operation: Some(op.id),
+            });
+        }
+        // `force` drains the pool's new nodes past PodDisruptionBudgets.
+        let op = self.rollback_node_pool_upgrade(pool, !opts.force).await?;
+        Ok(op.with_version(current.version.clone()))
+    }
+
+    async fn rollback_control_plane(&self, to: &RollbackOption) -> CoreResult<Operation> {
+        if to.part != RollbackPart::ControlPlane {
+            return Err(kup_core::Error::invalid_input(
+                "rollback.part",
+                format!("the option moves {}, not the control plane", to.part),
+            ));
+        }
+        let Some((previous, _)) = self.control_plane_soak().await? else {
+            return Err(kup_core::Error::precondition(
+                CONTROL_PLANE_ROLLBACK_REFUSAL,
+            ));
+        };
+        let back = parse_version(
+            "fetchClusterUpgradeInfo",
+            "rollbackSafeUpgradeStatus.previousVersion",
+            &previous,
+        )?;
+        if !(back.matches(&to.to) || to.to.matches(&back)) {
+            return Err(kup_core::Error::precondition(format!(
+                "the rollback-safe upgrade soaking now goes back to {previous}, not {}",
+                to.to
+            )));
+        }
+        self.refuse_if_busy("control-plane rollback").await?;
+        // GKE's rollback during the soak is an update of the master to the previous version.
+        let op = self
+            .client
+            .update_master()
+            .set_name(self.cluster_path())
+            .set_master_version(&previous)
+            .send()
+            .await
+            .map_err(Error::gax("updateMaster", "cluster", &self.cluster))?;
+        Ok(self
+            .operation_of(&op)
+            .with_version(previous)
+            .with_handle("rollback", "true"))
+    }
+
     async fn poll(&self, op: &Operation) -> CoreResult<OperationStatus> {
         let o = self
             .client
@@ -729,5 +1025,87 @@ impl UpgradeProvider for GkeProvider {
 
     async fn preflight(&self, to: &KubeVersion) -> CoreResult<Vec<Finding>> {
         Ok(preflight::findings(self, to).await?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pool(version: &str) -> gke::NodePool {
+        gke::NodePool::new().set_name("apps").set_version(version)
+    }
+
+    fn op(status: operation::Status, error: Option<(i32, &str)>) -> gke::Operation {
+        let mut o = gke::Operation::new()
+            .set_name("operation-1")
+            .set_status(status)
+            .set_target_link("https://container.googleapis.com/v1/projects/p/locations/l/clusters/c/nodePools/apps");
+        if let Some((code, message)) = error {
+            o.error = Some(Default::default());
+            if let Some(e) = o.error.as_mut() {
+                e.code = code;
+                e.message = message.into();
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn pools_go_back_after_a_failed_or_cancelled_upgrade_only() {
+        let p = pool("1.33.5-gke.1080000");
+        let failed = op(operation::Status::Done, Some((13, "boom")));
+        let o = pool_rollback(&p, Some(&failed)).unwrap();
+        assert_eq!(o.to.to_string(), "1.33.5-gke.1080000");
+        assert!(
+            o.basis.contains("failed") && o.basis.contains("INTERNAL"),
+            "{}",
+            o.basis
+        );
+        let cancelled = op(
+            operation::Status::Done,
+            Some((1, "Operation was canceled.")),
+        );
+        assert!(
+            pool_rollback(&p, Some(&cancelled))
+                .unwrap()
+                .basis
+                .contains("cancelled")
+        );
+        let running = op(operation::Status::Running, None);
+        let why = pool_rollback(&p, Some(&running)).unwrap_err();
+        assert!(
+            why.contains("still running") && why.contains("cancel"),
+            "{why}"
+        );
+        for done in [
+            op(operation::Status::Done, None),
+            op(operation::Status::Done, Some((10, "rolled back"))),
+        ] {
+            let why = pool_rollback(&p, Some(&done)).unwrap_err();
+            assert!(why.contains("completed"), "{why}");
+        }
+        assert!(pool_rollback(&p, None).is_err());
+    }
+
+    #[test]
+    fn blue_green_upgrades_go_back_until_the_blue_pool_is_deleted() {
+        use node_pool::update_info::{BlueGreenInfo, blue_green_info::Phase};
+        let with = |phase| {
+            pool("1.33.5-gke.1080000").set_update_info(
+                node_pool::UpdateInfo::new().set_blue_green_info(
+                    BlueGreenInfo::new()
+                        .set_phase(phase)
+                        .set_green_pool_version("1.34.1-gke.1829001"),
+                ),
+            )
+        };
+        let running = op(operation::Status::Running, None);
+        let o = pool_rollback(&with(Phase::NodePoolSoaking), Some(&running)).unwrap();
+        assert!(o.basis.contains("NODE_POOL_SOAKING"), "{}", o.basis);
+        let why = pool_rollback(&with(Phase::DeletingBluePool), Some(&running)).unwrap_err();
+        assert!(why.contains("no longer"), "{why}");
+        assert!(pool_rollback(&with(Phase::RollbackStarted), Some(&running)).is_err());
     }
 }

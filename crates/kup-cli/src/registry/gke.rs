@@ -72,6 +72,15 @@ pub const ENTRY: ProviderEntry = ProviderEntry {
                    stays possible until then)",
             kind: SettingKind::Text,
         },
+        Setting {
+            key: "control_plane_soak",
+            flag: "control-plane-soak",
+            env: None,
+            help: "minor control-plane upgrades become rollback-safe: seconds they soak \
+                   (21600 to 604800), during which `kup rollback` can move the control plane \
+                   back",
+            kind: SettingKind::Text,
+        },
     ],
     build,
 };
@@ -111,6 +120,11 @@ fn build(input: BuildInput<'_>) -> BuildFuture<'_> {
                 "blue_green_node_pool_soak",
                 "blue-green-node-pool-soak",
                 s.text("blue_green_node_pool_soak"),
+            )?,
+            control_plane_soak: seconds(
+                "control_plane_soak",
+                "control-plane-soak",
+                s.text("control_plane_soak"),
             )?,
             ..kup_gke::GkeSettings::default()
         };

@@ -69,13 +69,16 @@ pub(super) fn steps(plan: &UpgradePlan) -> Vec<String> {
         ProviderKind::Gke => {
             out.push(
                 "Control plane: GKE rolls a control plane back only during the soak of a \
-                 rollback-safe upgrade; otherwise it is fixed forward."
+                 rollback-safe upgrade (updateMaster to rollbackSafeUpgradeStatus.previousVersion, \
+                 before completeControlPlaneUpgrade or the soak's end); otherwise it is fixed \
+                 forward."
                     .into(),
             );
             if pools_move {
                 out.push(
-                    "Node pools: roll back an upgrade in progress or in its blue-green soak \
-                     (rollback_node_pool_upgrade, `gcloud container node-pools rollback`)."
+                    "Node pools: roll back a cancelled or failed upgrade, or a blue-green upgrade \
+                     until its blue pool is deleted (rollbackNodePoolUpgrade, `gcloud container \
+                     node-pools rollback`)."
                         .into(),
                 );
             }
