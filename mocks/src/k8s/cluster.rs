@@ -518,6 +518,14 @@ impl Cluster {
         }
         let stored = self.store.write(res, v);
         self.changed(res, None, Some(&stored));
+        if res == ids::NAMESPACES
+            && let Some(sa) = super::resources::by_kind("", "ServiceAccount")
+        {
+            // The service-account controller gives every new namespace its `default` account.
+            let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": stored.meta.name}});
+            let _ = self.create(sa, account, &stored.meta.name.clone(), false);
+        }
         if res == ids::PODS && !stored.meta.pod.as_ref().is_none_or(|p| p.node.is_empty()) {
             // Bound at creation (static pods, DaemonSet pods written by a test): the kubelet starts it.
             let delay = self.delays.pod_ready;

@@ -165,8 +165,44 @@ pub(crate) fn pod_terminal(phase: &str) -> bool {
     phase == "Succeeded" || phase == "Failed"
 }
 
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(text.as_bytes()))
+}
+
+/// The `imageID` a container runtime reports for `image`: the repository fully qualified
+/// (Docker Hub short names under `docker.io/library/`) at its content digest, which the
+/// simulator derives from the reference when the spec names none.
+pub(crate) fn image_id(image: &str) -> String {
+    let (reference, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, d.to_string()),
+        None => (image, format!("sha256:{}", sha256_hex(image))),
+    };
+    // A tag is a `:` after the last `/` (a `:` before it is a registry port).
+    let repo = match reference.rfind(':') {
+        Some(i) if i > reference.rfind('/').unwrap_or(0) => &reference[..i],
+        _ => reference,
+    };
+    let first = repo.split('/').next().unwrap_or_default();
+    let qualified = if repo.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost")
+    {
+        repo.to_string()
+    } else if repo.contains('/') {
+        format!("docker.io/{repo}")
+    } else {
+        format!("docker.io/library/{repo}")
+    };
+    format!("{qualified}@{digest}")
+}
+
 /// Marks a pod Running with every container started and ready (what the kubelet reports).
 pub(crate) fn mark_running(pod: &mut Value, ip: &str, host_ip: &str, now: &str, ready: bool) {
+    let uid = pod
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let containers: Vec<(String, String)> = pod
         .get("spec")
         .and_then(|s| s.get("containers"))
@@ -181,13 +217,19 @@ pub(crate) fn mark_running(pod: &mut Value, ip: &str, host_ip: &str, now: &str, 
     let statuses: Vec<Value> = containers
         .iter()
         .map(|(name, image)| {
+            let container_id = format!("containerd://{}", sha256_hex(&format!("{uid}/{name}")));
+            let image_id = image_id(image);
             if ready {
                 json!({"name": name, "state": {"running": {"startedAt": now}}, "ready": true,
-                       "restartCount": 0, "image": image, "started": true})
+                       "restartCount": 0, "image": image, "imageID": image_id,
+                       "containerID": container_id, "started": true})
             } else {
                 json!({"name": name, "state": {"waiting": {"reason": "CrashLoopBackOff",
                        "message": "back-off 5m0s restarting failed container"}},
-                       "ready": false, "restartCount": 7, "image": image, "started": false})
+                       "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                       "startedAt": now, "finishedAt": now, "containerID": container_id}},
+                       "ready": false, "restartCount": 7, "image": image, "imageID": image_id,
+                       "containerID": container_id, "started": false})
             }
         })
         .collect();
@@ -232,6 +274,34 @@ pub(crate) fn set_pod_ready(pod: &mut Value, ready: bool, now: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_ids_are_qualified_repositories_at_a_digest() {
+        let id = image_id("nginx:1.27");
+        assert!(id.starts_with("docker.io/library/nginx@sha256:"), "{id}");
+        assert_eq!(id.len(), "docker.io/library/nginx@sha256:".len() + 64);
+        assert_eq!(
+            image_id("nginx:1.27"),
+            id,
+            "the same image, the same digest"
+        );
+        assert_ne!(image_id("nginx:1.28"), id);
+        assert!(image_id("bitnami/redis:7").starts_with("docker.io/bitnami/redis@sha256:"));
+        assert!(
+            image_id("registry.k8s.io/pause:3.10").starts_with("registry.k8s.io/pause@sha256:")
+        );
+        assert!(
+            image_id("localhost:5000/app:v1").starts_with("localhost:5000/app@sha256:"),
+            "{}",
+            image_id("localhost:5000/app:v1")
+        );
+        assert_eq!(
+            image_id("quay.io/x/y@sha256:abc"),
+            "quay.io/x/y@sha256:abc",
+            "a pinned digest is kept"
+        );
+        assert!(image_id("busybox").starts_with("docker.io/library/busybox@sha256:"));
+    }
 
     #[test]
     fn scaled_values_round_like_upstream() {

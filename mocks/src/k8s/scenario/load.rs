@@ -96,6 +96,7 @@ pub(crate) fn materialize(sc: &Scenario, c: &mut Cluster) -> Result<()> {
         l.pdb(p);
     }
     l.rbac_defaults();
+    l.cluster_defaults();
     for (i, o) in sc.objects.iter().enumerate() {
         l.object(o)
             .map_err(|m| Error::scenario(format!("objects[{i}]"), m))?;
@@ -166,6 +167,47 @@ impl Loader<'_> {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": md,
                 "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
             self.c.store.load(ids::NAMESPACES, obj);
+        }
+    }
+
+    /// What every cluster has from its first minutes: the `kubernetes` Service in `default`
+    /// (the API server's ClusterIP) and a `default` ServiceAccount in every namespace.
+    fn cluster_defaults(&mut self) {
+        if let Some(svc) = resources::by_kind("", "Service") {
+            let md = self.meta(
+                "default",
+                "kubernetes",
+                Some(json!({"component": "apiserver", "provider": "kubernetes"})),
+            );
+            self.c.store.load(
+                svc,
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": md,
+                    "spec": {"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+                        "internalTrafficPolicy": "Cluster", "ipFamilies": ["IPv4"],
+                        "ipFamilyPolicy": "SingleStack",
+                        "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                   "targetPort": 6443}],
+                        "sessionAffinity": "None", "type": "ClusterIP"},
+                    "status": {"loadBalancer": {}}}),
+            );
+        }
+        if let Some(sa) = resources::by_kind("", "ServiceAccount") {
+            let namespaces: Vec<String> = self
+                .c
+                .store
+                .table(ids::NAMESPACES)
+                .keys()
+                .map(|(_, n)| n.clone())
+                .collect();
+            for ns in namespaces {
+                if self.c.store.get(sa, &ns, "default").is_none() {
+                    let md = self.meta(&ns, "default", None);
+                    self.c.store.load(
+                        sa,
+                        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": md}),
+                    );
+                }
+            }
         }
     }
 
