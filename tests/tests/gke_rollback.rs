@@ -21,7 +21,7 @@ use kup_engine::lock::LocalLock;
 use kup_engine::{Engine, EngineOptions, KubeCluster, StepTimeouts};
 use kup_gke::{CONTROL_PLANE_ROLLBACK_REFUSAL, GkeBuilder, GkeProvider, GkeSettings};
 use kup_kube::validate::ValidationOptions;
-use kup_mocks::gke::{GkeConfig, GkeMock, demo_scenario};
+use kup_mocks::gke::{GkeConfig, GkeFault, GkeMock, demo_scenario};
 use kup_mocks::k8s::{SimConfig, SimHandle, Simulator};
 use kup_tests::sim::{Attempt, How, Tripwire, attempt};
 use tokio_util::sync::CancellationToken;
@@ -290,5 +290,91 @@ async fn once_the_soak_is_completed_the_rollback_is_refused_in_gkes_words() {
     );
     assert_eq!(calls(&mock, "updateMaster"), masters);
     assert_eq!(mock.master_version("demo").as_deref(), Some(NEW));
+    sim.shutdown().await;
+}
+
+fn pool_kubelets(sim: &SimHandle, pool: &str) -> Vec<String> {
+    let mut out: Vec<String> = sim
+        .nodes()
+        .iter()
+        .filter(|n| n["metadata"]["labels"][kup_gke::NODE_POOL_LABEL] == pool)
+        .filter_map(|n| {
+            n["status"]["nodeInfo"]["kubeletVersion"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_left_part_way_by_a_failed_upgrade_is_planned_back_with_the_control_plane() {
+    let (sim, mock) = start().await;
+    let upgrade = upgraded(&mock, &sim).await;
+    let p = provider(&mock, &sim).await;
+    // The pool's upgrade fails after some nodes moved: GKE still reports the old version.
+    mock.inject(GkeFault::FailNextOperation {
+        code: "INTERNAL".into(),
+        message: "Node creation failed: ZONE_RESOURCE_POOL_EXHAUSTED".into(),
+        conditions: vec![],
+    });
+    let up = p
+        .upgrade_node_pool(
+            "apps",
+            &KubeVersion::parse("1.34").unwrap(),
+            &kup_core::NodePoolOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut status = p.poll(&up).await.unwrap();
+    for _ in 0..6000 {
+        if status.is_terminal() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = p.poll(&up).await.unwrap();
+    }
+    assert!(
+        matches!(status, OperationStatus::Failed { .. }),
+        "{status:?}"
+    );
+    let mixed = pool_kubelets(&sim, "apps");
+    assert!(mixed.iter().any(|k| k == &format!("v{NEW}")), "{mixed:?}");
+    let live = p.cluster().await.unwrap();
+    let apps = live.pool("apps").unwrap();
+    assert_eq!(apps.version, KubeVersion::parse(OLD).unwrap());
+    assert!(
+        apps.release
+            .as_deref()
+            .is_some_and(|r| r.contains("failed")),
+        "{apps:?}"
+    );
+
+    // The plan takes the pool back to its version on every node, then the control plane.
+    let rollback = rollback_plan(&p, &upgrade).await.unwrap();
+    let kinds: Vec<&str> = rollback.steps.iter().map(|s| s.action.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec!["pool-rollback", "control-plane-rollback", "validate"],
+        "{rollback}"
+    );
+    let report = engine(
+        p.clone(),
+        &sim,
+        Arc::new(MemoryJournalStore::default()),
+        Arc::new(Recorder::new()),
+    )
+    .run(&rollback, &CancellationToken::new())
+    .await
+    .unwrap_or_else(|e| panic!("rollback failed: {e}"));
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    assert_eq!(pool_kubelets(&sim, "apps"), vec![format!("v{OLD}"); 3]);
+    assert_eq!(mock.master_version("demo").as_deref(), Some(OLD));
+    let live = p.cluster().await.unwrap();
+    assert_eq!(live.pool("apps").unwrap().release, None, "{live:?}");
+    // Nothing left to roll back.
+    let e = rollback_plan(&p, &upgrade).await.unwrap_err();
+    assert_eq!(e.category(), kup_core::ErrorCategory::Precondition, "{e}");
     sim.shutdown().await;
 }

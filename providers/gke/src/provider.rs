@@ -179,7 +179,7 @@ fn pool_rollback(
     let option = |basis: String| RollbackOption {
         part: RollbackPart::pool(pool.name.clone()),
         to: version.clone(),
-        release: Some(pool.version.clone()),
+        release: Some(format!("{} on every node", pool.version)),
         basis,
     };
     if let Some(bg) = pool
@@ -656,12 +656,19 @@ impl UpgradeProvider for GkeProvider {
             "currentMasterVersion",
             &c.current_master_version,
         )?;
+        let ops = self.pool_operations().await?;
         let mut pools = Vec::new();
         for p in &c.node_pools {
             let version = parse_version("getCluster", "nodePools.version", &p.version)?;
             let mut pool = NodePool::managed(p.name.clone(), version)
                 .with_node_selector(format!("{NODE_POOL_LABEL}={}", p.name));
             pool.status = p.status.name().map(String::from);
+            // A pool GKE can roll back keeps its version while some of its nodes run the new
+            // one (a failed or cancelled upgrade, a blue-green soak): its release says so, so
+            // that a rollback plan takes it back to its version on every node.
+            if let Ok(back) = pool_rollback(p, Self::latest_for(&ops, &p.name)) {
+                pool.release = Some(format!("{}, part-way through {}", p.version, back.basis));
+            }
             pools.push(pool);
         }
         let mut status = c.status.name().unwrap_or("UNKNOWN").to_string();
