@@ -393,3 +393,78 @@ async fn a_rolling_update_keeps_within_max_surge_and_max_unavailable() {
     let _ = GUARD;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_extensions_and_storage_objects_are_served_as_on_a_real_cluster() {
+    let Some(bin) = kubectl() else { return };
+    let sim = Simulator::start(Scenario::small(), SimConfig::fast())
+        .await
+        .unwrap();
+    let k = Kubectl::new(bin, &sim);
+    // The aggregator's local APIServices, one per served group version, all available.
+    let apis = k.ok(&["get", "apiservices"]).await;
+    for name in ["v1.", "v1.apps", "v1.policy", "v1.apiextensions.k8s.io"] {
+        assert!(
+            apis.lines().any(|l| l.starts_with(&format!("{name} "))
+                && l.contains("Local")
+                && l.contains("True")),
+            "{name} missing:\n{apis}"
+        );
+    }
+    // kind's default StorageClass, which the scenario's claims name.
+    let classes = k.ok(&["get", "storageclass"]).await;
+    assert!(
+        classes.contains("standard (default)") && classes.contains("rancher.io/local-path"),
+        "{classes}"
+    );
+    // A CSINode per node, and no webhooks, CRDs or attachments until someone adds them.
+    let csinodes = k.ok(&["get", "csinodes", "-o", "name"]).await;
+    assert_eq!(csinodes.lines().count(), sim.nodes().len(), "{csinodes}");
+    for kind in [
+        "crd",
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+        "csidrivers",
+        "volumeattachments",
+    ] {
+        let out = k.run(&["get", kind]).await;
+        assert!(out.status.success(), "{kind}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("No resources found"),
+            "{kind}: {out:?}"
+        );
+    }
+    // Objects round-trip through a typed client.
+    let client = sim.client().unwrap();
+    let hooks: kube::Api<
+        k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration,
+    > = kube::Api::all(client.clone());
+    let hook: k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "policy"},
+            "webhooks": [{"name": "check.policy.example.com", "admissionReviewVersions": ["v1"],
+                "sideEffects": "None", "failurePolicy": "Fail",
+                "clientConfig": {"service": {"namespace": "policy", "name": "webhook"}},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                           "resources": ["pods"]}]}]
+        }))
+        .unwrap();
+    hooks
+        .create(&kube::api::PostParams::default(), &hook)
+        .await
+        .unwrap();
+    let listed = k
+        .ok(&["get", "validatingwebhookconfigurations", "-o", "name"])
+        .await;
+    assert_eq!(
+        listed.trim(),
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/policy"
+    );
+    let got = hooks.get("policy").await.unwrap();
+    assert_eq!(
+        got.webhooks.unwrap()[0].failure_policy.as_deref(),
+        Some("Fail")
+    );
+    let _ = GUARD;
+    sim.shutdown().await;
+}

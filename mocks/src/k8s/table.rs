@@ -158,6 +158,24 @@ fn columns(res: ResId) -> Vec<Col> {
             col("Preemption-Policy", "string", 0),
         ],
         _ if def(res).plural == "configmaps" => vec![NAME, col("Data", "integer", 0), AGE],
+        _ if def(res).plural == "apiservices" => vec![
+            NAME,
+            col("Service", "string", 0),
+            col("Available", "string", 0),
+            AGE,
+        ],
+        _ if def(res).plural == "storageclasses" => vec![
+            NAME,
+            col("Provisioner", "string", 0),
+            col("ReclaimPolicy", "string", 0),
+            col("VolumeBindingMode", "string", 0),
+            col("AllowVolumeExpansion", "string", 0),
+            AGE,
+        ],
+        _ if def(res).plural == "csinodes" => vec![NAME, col("Drivers", "integer", 0), AGE],
+        _ if def(res).plural.ends_with("webhookconfigurations") => {
+            vec![NAME, col("Webhooks", "integer", 0), AGE]
+        }
         _ if def(res).plural == "cronjobs" => vec![
             NAME,
             col("Schedule", "string", 0),
@@ -556,6 +574,71 @@ fn cells(res: ResId, v: &Value, now: Timestamp) -> Vec<Value> {
             age(v, now),
             json!(s(v, "preemptionPolicy")),
         ],
+        _ if def(res).plural == "apiservices" => {
+            let service = match v.pointer("/spec/service") {
+                Some(svc) if !svc.is_null() => {
+                    format!("{}/{}", s(svc, "namespace"), s(svc, "name"))
+                }
+                _ => "Local".to_string(),
+            };
+            let available = v
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Available"))
+                .map_or_else(
+                    || "Unknown".to_string(),
+                    |c| {
+                        let status = s(c, "status");
+                        if status == "True" {
+                            status.to_string()
+                        } else {
+                            format!("{status} ({})", s(c, "reason"))
+                        }
+                    },
+                );
+            vec![name, json!(service), json!(available), age(v, now)]
+        }
+        _ if def(res).plural == "storageclasses" => {
+            let default = v
+                .pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")
+                .and_then(Value::as_str)
+                == Some("true");
+            let or = |p: &str, d: &str| {
+                let x = s(v, p);
+                json!(if x.is_empty() { d } else { x })
+            };
+            vec![
+                json!(if default {
+                    format!("{} (default)", s(v, "metadata.name"))
+                } else {
+                    s(v, "metadata.name").to_string()
+                }),
+                json!(s(v, "provisioner")),
+                or("reclaimPolicy", "Delete"),
+                or("volumeBindingMode", "Immediate"),
+                json!(
+                    v.get("allowVolumeExpansion")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                        .to_string()
+                ),
+                age(v, now),
+            ]
+        }
+        _ if def(res).plural == "csinodes" => {
+            let n = v
+                .pointer("/spec/drivers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            vec![name, json!(n), age(v, now)]
+        }
+        _ if def(res).plural.ends_with("webhookconfigurations") => {
+            let n = v
+                .get("webhooks")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            vec![name, json!(n), age(v, now)]
+        }
         _ if def(res).plural == "configmaps" => {
             let n = v.get("data").and_then(Value::as_object).map_or(0, Map::len)
                 + v.get("binaryData")

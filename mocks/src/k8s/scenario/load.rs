@@ -191,6 +191,65 @@ impl Loader<'_> {
                     "status": {"loadBalancer": {}}}),
             );
         }
+        // kind's default class: PVCs of scenarios name `standard`.
+        if let Some(sc) = resources::by_kind("storage.k8s.io", "StorageClass")
+            && self.c.store.get(sc, "", "standard").is_none()
+        {
+            let mut md = self.meta("", "standard", None);
+            md["annotations"] = json!({"storageclass.kubernetes.io/is-default-class": "true"});
+            self.c.store.load(
+                sc,
+                json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                    "metadata": md, "provisioner": "rancher.io/local-path",
+                    "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"}),
+            );
+        }
+        // The aggregator lists every built-in group version as a local APIService.
+        if let Some(api) = resources::by_kind("apiregistration.k8s.io", "APIService") {
+            let mut versions = vec![("", vec!["v1"])];
+            versions.extend(resources::served_groups(self.c.version.minor));
+            for (group, vs) in versions {
+                for (i, version) in vs.iter().enumerate() {
+                    let name = format!("{version}.{group}");
+                    let md = self.meta(
+                        "",
+                        &name,
+                        Some(json!({"kube-aggregator.kubernetes.io/automanaged": "onstart"})),
+                    );
+                    let born = self.born.clone();
+                    self.c.store.load(
+                        api,
+                        json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                            "metadata": md,
+                            "spec": {"group": group, "version": version,
+                                "groupPriorityMinimum": 18000, "versionPriority": 15 - i64::try_from(i).unwrap_or(14).min(14)},
+                            "status": {"conditions": [{"type": "Available", "status": "True",
+                                "reason": "Local", "message": "Local APIServices are always available",
+                                "lastTransitionTime": born}]}}),
+                    );
+                }
+            }
+        }
+        // Every kubelet registers its node's CSI drivers (none here).
+        if let Some(csinode) = resources::by_kind("storage.k8s.io", "CSINode") {
+            let nodes: Vec<(String, String)> = self
+                .c
+                .store
+                .table(ids::NODES)
+                .values()
+                .map(|n| (n.meta.name.clone(), n.meta.uid.clone()))
+                .collect();
+            for (node, uid) in nodes {
+                let mut md = self.meta("", &node, None);
+                md["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "Node",
+                    "name": node, "uid": uid}]);
+                self.c.store.load(
+                    csinode,
+                    json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
+                        "metadata": md, "spec": {"drivers": []}}),
+                );
+            }
+        }
         if let Some(sa) = resources::by_kind("", "ServiceAccount") {
             let namespaces: Vec<String> = self
                 .c
