@@ -23,7 +23,8 @@ pub enum ControlPlaneRollback {
     Unsupported,
     /// By restoring a verified backup taken before the upgrade (kubeadm's etcd snapshot).
     RestoreBackup,
-    /// Through the provider, while a rollback-safe upgrade soaks (GKE), when
+    /// Through the provider, while the provider's window after an upgrade lasts (GKE's soak
+    /// of a rollback-safe upgrade, EKS's 7 days after an in-place upgrade), when
     /// [`crate::UpgradeProvider::rollback_offer`] offers it.
     DuringSoak,
 }

@@ -179,6 +179,7 @@ impl Inner {
                 u.errors = errors;
             }
         }
+        u.ended_sim = Some(now);
         if let Some(n) = c.nodegroups.get_mut(&ng) {
             n.status = "ACTIVE".into();
             n.modified_sim = now;
@@ -405,6 +406,14 @@ impl EksMock {
             .get(cluster)
             .map(|c| c.updates.clone())
             .unwrap_or_default()
+    }
+
+    /// Moves every update of `cluster` `by` into the past, as if it had happened that much
+    /// earlier: lets a test run EKS's 7-day rollback window out without waiting.
+    pub fn age_updates(&self, cluster: &str, by: Duration) {
+        let mut s = self.inner.lock();
+        s.tick();
+        s.age_updates(cluster, by);
     }
 
     /// How many times each operation was called (`DescribeCluster` → 12).
