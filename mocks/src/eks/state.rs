@@ -749,11 +749,12 @@ impl State {
                 "rollbackConfig must be an object with an optional timeoutMinutes",
             ));
         }
+        // EKS's bounds: 2 hours to 7 days (720 minutes when not given).
         if let Some(t) = config.get("timeoutMinutes")
-            && t.as_i64().is_none_or(|m| m < 1)
+            && t.as_i64().is_none_or(|m| !(120..=10_080).contains(&m))
         {
             return Err(ApiError::invalid_parameter(format!(
-                "rollbackConfig.timeoutMinutes must be a positive number of minutes, got {t}"
+                "rollbackConfig.timeoutMinutes must be between 120 and 10080, got {t}"
             )));
         }
         let (Some(cur), Some(next)) = (minor_of(&c.version), minor_of(to)) else {
