@@ -713,7 +713,11 @@ impl State {
         let blocking: Vec<&EksInsight> = c
             .insights
             .iter()
-            .filter(|i| i.status == "ERROR" && minor_of(&i.kubernetes_version) == Some(next))
+            .filter(|i| {
+                i.category == "UPGRADE_READINESS"
+                    && i.status == "ERROR"
+                    && minor_of(&i.kubernetes_version) == Some(next)
+            })
             .collect();
         if !force && !blocking.is_empty() {
             return Err(ApiError::new(
@@ -811,6 +815,28 @@ impl State {
                     ng.spec.name, ng.spec.version
                 )));
             }
+        }
+        // Rollback-readiness insights in ERROR block it unless `force` overrides them.
+        let blocking: Vec<&str> = c
+            .insights
+            .iter()
+            .filter(|i| {
+                i.category == "ROLLBACK_READINESS"
+                    && i.status == "ERROR"
+                    && minor_of(&i.kubernetes_version) == Some(next)
+            })
+            .map(|i| i.name.as_str())
+            .collect();
+        if !body["force"].as_bool().unwrap_or(false) && !blocking.is_empty() {
+            return Err(ApiError::new(
+                400,
+                "InvalidStateException",
+                format!(
+                    "Cluster rollback readiness insights report errors for {to}: {}. Resolve \
+                     them or set force",
+                    blocking.join(", ")
+                ),
+            ));
         }
         let duration = self.sim_duration(self.config.control_plane_update);
         self.start_update_as(
@@ -1206,9 +1232,16 @@ impl State {
         let versions = strings(&filter["kubernetesVersions"]);
         let statuses = strings(&filter["statuses"]);
         for cat in &categories {
-            if !["UPGRADE_READINESS", "MISCONFIGURATION"].contains(&cat.as_str()) {
+            if ![
+                "UPGRADE_READINESS",
+                "ROLLBACK_READINESS",
+                "MISCONFIGURATION",
+            ]
+            .contains(&cat.as_str())
+            {
                 return Err(ApiError::invalid_parameter(format!(
-                    "category must be UPGRADE_READINESS or MISCONFIGURATION, got {cat}"
+                    "category must be UPGRADE_READINESS, ROLLBACK_READINESS or \
+                     MISCONFIGURATION, got {cat}"
                 )));
             }
         }
@@ -1216,16 +1249,14 @@ impl State {
         let items: Vec<Value> = c
             .insights
             .iter()
-            .filter(|_| {
-                categories.is_empty() || categories.iter().any(|c| c == "UPGRADE_READINESS")
-            })
+            .filter(|i| categories.is_empty() || categories.contains(&i.category))
             .filter(|i| versions.is_empty() || versions.contains(&i.kubernetes_version))
             .filter(|i| statuses.is_empty() || statuses.contains(&i.status))
             .map(|i| {
                 json!({
                     "id": i.id,
                     "name": i.name,
-                    "category": "UPGRADE_READINESS",
+                    "category": i.category,
                     "kubernetesVersion": i.kubernetes_version,
                     "lastRefreshTime": ts(now - 3600.0),
                     "lastTransitionTime": ts(now - 86_400.0),
@@ -1256,7 +1287,7 @@ impl State {
         Ok(json!({ "insight": {
             "id": i.id,
             "name": i.name,
-            "category": "UPGRADE_READINESS",
+            "category": i.category,
             "kubernetesVersion": i.kubernetes_version,
             "lastRefreshTime": ts(now - 3600.0),
             "lastTransitionTime": ts(now - 86_400.0),

@@ -322,6 +322,15 @@ impl EksProvider {
                 option.to
             )));
         }
+        let blockers = insights::rollback_blockers(self, &option.to).await?;
+        if !blockers.is_empty() {
+            return Ok(Err(format!(
+                "EKS's rollback readiness insights report errors for {}: {}; EKS refuses the \
+                 rollback until they pass (kup does not force it past them)",
+                option.to,
+                blockers.join("; ")
+            )));
+        }
         Ok(Ok(option))
     }
 

@@ -611,3 +611,55 @@ async fn a_node_group_newer_than_the_previous_minor_blocks_the_control_plane() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_rollback_readiness_insight_in_error_blocks_the_control_plane_until_it_passes() {
+    let cluster = kup_mocks::eks::demo_cluster("demo").insight(kup_mocks::eks::EksInsight {
+        id: "c2a4d7e3-1b0f-4d4a-8e7b-6d2ef2a1b003".into(),
+        category: "ROLLBACK_READINESS".into(),
+        name: "Cluster health issues".into(),
+        kubernetes_version: "1.33".into(),
+        status: "ERROR".into(),
+        reason: "A resource stored by the cluster is not served by Kubernetes 1.33.".into(),
+        recommendation: "Remove it before rolling back.".into(),
+        deprecations: Vec::new(),
+    });
+    let mock = EksMock::start(EksConfig::new(vec![cluster]).time_scale(600.0), None)
+        .await
+        .unwrap();
+    let p = provider(&mock).await;
+    upgrade_control_plane(&p).await;
+    let offer = p.rollback_offer().await.unwrap();
+    let why = offer.refusal(&RollbackPart::ControlPlane).unwrap();
+    assert!(
+        why.contains("rollback readiness insights report errors for 1.33")
+            && why.contains("Cluster health issues (A resource stored"),
+        "{why}"
+    );
+    // EKS refuses it too unless forced.
+    let err = p
+        .sdk()
+        .update_cluster_version()
+        .name("demo")
+        .version("1.33")
+        .rollback_config(aws_sdk_eks::types::RollbackConfig::builder().build())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        rollback_error(&err).contains("InvalidStateException"),
+        "{}",
+        rollback_error(&err)
+    );
+    // Once the insight passes, the control plane goes back.
+    mock.set_insight_status("demo", "c2a4d7e3-1b0f-4d4a-8e7b-6d2ef2a1b003", "PASSING");
+    let offer = p.rollback_offer().await.unwrap();
+    let option = offer
+        .options_for(&RollbackPart::ControlPlane)
+        .next()
+        .cloned()
+        .unwrap_or_else(|| panic!("{offer:?}"));
+    let op = p.rollback_control_plane(&option).await.unwrap();
+    assert_eq!(wait(&p, &op).await, OperationStatus::Succeeded);
+    assert_eq!(mock.cluster_version("demo").as_deref(), Some("1.33"));
+}
