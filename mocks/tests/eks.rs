@@ -687,3 +687,145 @@ async fn node_groups_go_back_only_to_earlier_launch_template_versions() {
         .unwrap();
     assert!(system.update_ids().is_empty());
 }
+
+/// The exception name and HTTP status of a failed UpdateClusterVersion, and its message.
+fn refusal(
+    err: aws_sdk_eks::error::SdkError<
+        aws_sdk_eks::operation::update_cluster_version::UpdateClusterVersionError,
+    >,
+) -> (String, u16, String) {
+    use aws_sdk_eks::error::ProvideErrorMetadata;
+    let status = err.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
+    let e = err.into_service_error();
+    (
+        e.code().unwrap_or_default().to_string(),
+        status,
+        e.message().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_version_rollback_goes_back_one_minor_within_7_days_of_an_in_place_upgrade() {
+    let sim = Simulator::start(
+        Scenario::new().version("v1.33.5-eks-3025e55"),
+        SimConfig::fast(),
+    )
+    .await
+    .unwrap();
+    let mock = EksMock::start(EksConfig::demo().time_scale(600.0), Some(sim.clone()))
+        .await
+        .unwrap();
+    let c = client(&mock);
+    let rollback = || {
+        c.update_cluster_version()
+            .name("demo")
+            .version("1.33")
+            .rollback_config(aws_sdk_eks::types::RollbackConfig::builder().build())
+    };
+    // Nothing to roll back on a cluster that was never upgraded in place.
+    let (code, status, msg) = refusal(
+        c.update_cluster_version()
+            .name("demo")
+            .version("1.32")
+            .rollback_config(aws_sdk_eks::types::RollbackConfig::builder().build())
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code.as_str(), status),
+        ("InvalidRequestException", 400),
+        "{msg}"
+    );
+    assert!(msg.contains("no in-place upgrade from 1.32"), "{msg}");
+
+    let up = c
+        .update_cluster_version()
+        .name("demo")
+        .version("1.34")
+        .send()
+        .await
+        .unwrap()
+        .update
+        .unwrap();
+    assert_eq!(
+        wait_update(&c, "demo", up.id().unwrap(), None, None)
+            .await
+            .status,
+        Some(UpdateStatus::Successful)
+    );
+    // The first attempt fails as EKS reports it, and the control plane stays.
+    mock.inject(EksFault::FailNextUpdate(vec![(
+        "Unknown".into(),
+        "rollback readiness check failed".into(),
+        vec![],
+    )]));
+    let failed = rollback().send().await.unwrap().update.unwrap();
+    let failed = wait_update(&c, "demo", failed.id().unwrap(), None, None).await;
+    assert_eq!(failed.status, Some(UpdateStatus::Failed));
+    assert_eq!(failed.errors().len(), 1);
+    assert_eq!(mock.cluster_version("demo").as_deref(), Some("1.34"));
+
+    let back = rollback().send().await.unwrap().update.unwrap();
+    assert_eq!(
+        back.r#type(),
+        Some(&aws_sdk_eks::types::UpdateType::VersionRollback)
+    );
+    let (code, status, _) = refusal(rollback().send().await.unwrap_err());
+    assert_eq!((code.as_str(), status), ("ResourceInUseException", 409));
+    assert_eq!(
+        wait_update(&c, "demo", back.id().unwrap(), None, None)
+            .await
+            .status,
+        Some(UpdateStatus::Successful)
+    );
+    assert_eq!(mock.cluster_version("demo").as_deref(), Some("1.33"));
+    for _ in 0..500 {
+        if sim.api_server_version().starts_with("v1.33") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        sim.api_server_version().starts_with("v1.33"),
+        "{}",
+        sim.api_server_version()
+    );
+    // The last change was the rollback itself: there is no upgrade left to undo.
+    let (code, _, msg) = refusal(
+        c.update_cluster_version()
+            .name("demo")
+            .version("1.32")
+            .rollback_config(aws_sdk_eks::types::RollbackConfig::builder().build())
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "InvalidRequestException", "{msg}");
+    assert!(msg.contains("was a rollback"), "{msg}");
+
+    // Upgraded again, then 8 days pass: the window has closed.
+    let up = c
+        .update_cluster_version()
+        .name("demo")
+        .version("1.34")
+        .send()
+        .await
+        .unwrap()
+        .update
+        .unwrap();
+    wait_update(&c, "demo", up.id().unwrap(), None, None).await;
+    mock.age_updates("demo", Duration::from_secs(8 * 86_400));
+    let (code, status, msg) = refusal(rollback().send().await.unwrap_err());
+    assert_eq!(
+        (code.as_str(), status),
+        ("InvalidRequestException", 400),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("7 days") && msg.contains(up.id().unwrap()),
+        "{msg}"
+    );
+    assert_eq!(mock.cluster_version("demo").as_deref(), Some("1.34"));
+    sim.shutdown().await;
+}

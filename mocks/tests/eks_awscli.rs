@@ -283,3 +283,86 @@ async fn the_aws_cli_reads_a_node_groups_update_history() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_aws_cli_rolls_the_control_plane_back_with_rollback_config() {
+    let Some(bin) = aws() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let mock = EksMock::start(EksConfig::demo().time_scale(600.0), None)
+        .await
+        .unwrap();
+    let cli = |args: &'static [&'static str]| run(&bin, &mock, home.path(), args);
+    json(
+        &cli(&[
+            "update-cluster-version",
+            "--name",
+            "demo",
+            "--kubernetes-version",
+            "1.34",
+        ])
+        .await,
+    );
+    for _ in 0..500 {
+        if mock.cluster_version("demo").as_deref() == Some("1.34") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(mock.cluster_version("demo").as_deref(), Some("1.34"));
+
+    // A downgrade without --rollback-config is no rollback.
+    let plain = cli(&[
+        "update-cluster-version",
+        "--name",
+        "demo",
+        "--kubernetes-version",
+        "1.33",
+    ])
+    .await;
+    assert!(!plain.status.success());
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.contains("InvalidParameterException"), "{err}");
+
+    // A timeout outside EKS's 120–10080 minutes is refused by the mock, not the CLI.
+    let short = cli(&[
+        "update-cluster-version",
+        "--name",
+        "demo",
+        "--kubernetes-version",
+        "1.33",
+        "--rollback-config",
+        "timeoutMinutes=60",
+    ])
+    .await;
+    assert!(!short.status.success());
+    let err = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        err.contains("InvalidParameterException") && err.contains("between 120 and 10080"),
+        "{err}"
+    );
+
+    let update = json(
+        &cli(&[
+            "update-cluster-version",
+            "--name",
+            "demo",
+            "--kubernetes-version",
+            "1.33",
+            "--rollback-config",
+            "timeoutMinutes=180",
+        ])
+        .await,
+    );
+    assert_eq!(update["update"]["type"], "VersionRollback");
+    assert_eq!(update["update"]["status"], "InProgress");
+    let last = mock.updates("demo").last().cloned().unwrap();
+    assert!(last.rollback, "{last:?}");
+    assert_eq!(update["update"]["id"], last.id.as_str());
+    for _ in 0..500 {
+        if mock.cluster_version("demo").as_deref() == Some("1.33") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(mock.cluster_version("demo").as_deref(), Some("1.33"));
+}

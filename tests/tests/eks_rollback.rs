@@ -3,7 +3,8 @@
 //! history), dry-run, then run by the engine: EKS replaces the group's nodes on the Kubernetes
 //! simulator through the eviction API, PodDisruptionBudgets held, and the journal records the
 //! step. A node group whose last update moved its Kubernetes version is refused in EKS's words
-//! and nothing moves.
+//! and nothing moves. The control plane, upgraded 1.33 → 1.34 in place, goes back to 1.33 by
+//! EKS version rollback while the 7-day window lasts, and is refused once it has closed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,7 +17,9 @@ use kup_core::{
     KubeVersion, Operation, OperationStatus, OperationTarget, Outcome, PlanKind, PlanOptions,
     ProviderKind, RollbackRequest, StepAction, UpgradeProvider,
 };
-use kup_eks::{EksBuilder, EksProvider, NODE_GROUP_ROLLBACK_REFUSAL};
+use kup_eks::{
+    CONTROL_PLANE_ROLLBACK_REFUSAL, EksBuilder, EksProvider, NODE_GROUP_ROLLBACK_REFUSAL,
+};
 use kup_engine::backoff::BackoffPolicy;
 use kup_engine::journal::{MemoryJournalStore, StepState};
 use kup_engine::lock::LocalLock;
@@ -294,11 +297,149 @@ async fn an_upgraded_cluster_is_refused_in_eks_words_and_nothing_moves() {
             && text.contains("from Kubernetes 1.33 to 1.34")
             && text.contains(NODE_GROUP_ROLLBACK_REFUSAL)
             && text.contains("node pool system")
-            && text.contains("does not support downgrading"),
+            && text.contains("control plane: node group apps runs 1.34"),
         "{text}"
     );
     let updates = mock.updates("demo").len();
     assert_eq!(p.cluster().await.unwrap().node_pools, upgraded.node_pools);
     assert_eq!(mock.updates("demo").len(), updates);
+    sim.shutdown().await;
+}
+
+/// The control plane upgraded 1.33 → 1.34 in place by the engine; node groups and add-ons stay.
+async fn upgrade_control_plane_only(
+    sim: &SimHandle,
+    p: &Arc<EksProvider>,
+) -> (kup_core::UpgradePlan, kup_core::ClusterInfo) {
+    let target = KubeVersion::parse("1.34").unwrap();
+    let plan = kup_engine::planning::plan_for(
+        p.as_ref(),
+        &target,
+        PlanOptions {
+            control_plane_only: true,
+            skip_addons: true,
+            ..PlanOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let report = engine(p.clone(), sim, Arc::new(MemoryJournalStore::default()))
+        .run(&plan, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("upgrade failed: {e}"));
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    let upgraded = p.cluster().await.unwrap();
+    assert!(upgraded.control_plane.same_minor(&target), "{upgraded:?}");
+    for pool in &upgraded.node_pools {
+        assert_eq!(pool.version.minor(), 33, "{pool:?}");
+    }
+    (plan, upgraded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_goes_back_to_1_33_by_eks_version_rollback_within_the_window() {
+    let (sim, mock, p) = start().await;
+    let (plan, upgraded) = upgrade_control_plane_only(&sim, &p).await;
+    assert!(
+        sim.api_server_version().starts_with("v1.34"),
+        "{}",
+        sim.api_server_version()
+    );
+
+    let offer = p.rollback_offer().await.unwrap();
+    let caps = p.capabilities();
+    let rollback = kup_core::plan_rollback(&RollbackRequest {
+        cluster: &upgraded,
+        caps: &caps,
+        offer: &offer,
+        control_plane: plan.from.clone(),
+        pools: plan.pools.clone(),
+        backup: None,
+    })
+    .unwrap_or_else(|e| panic!("no rollback plan: {e} ({offer:?})"));
+    let kinds: Vec<&str> = rollback.steps.iter().map(|s| s.action.kind()).collect();
+    assert_eq!(kinds[0], "control-plane-rollback", "{rollback}");
+    assert!(matches!(
+        &rollback.steps[0].action,
+        StepAction::ControlPlaneRollback { to, basis, .. }
+            if to.minor() == 33 && basis.contains("in-place upgrade")
+    ));
+    assert!(rollback.not_rolled_back.is_empty(), "{rollback}");
+
+    // The dry run sees the step and sends nothing.
+    let store = Arc::new(MemoryJournalStore::default());
+    let sent = |m: &EksMock| m.calls().get("UpdateClusterVersion").copied();
+    let calls = sent(&mock);
+    let dry = engine(p.clone(), &sim, store.clone())
+        .dry_run(&rollback)
+        .await
+        .unwrap();
+    assert!(dry.ok(), "{dry:?}");
+    assert_eq!(sent(&mock), calls);
+
+    let report = engine(p.clone(), &sim, store.clone())
+        .run(&rollback, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("rollback failed: {e}"));
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    assert_eq!(mock.cluster_version("demo").as_deref(), Some("1.33"));
+    let after = p.cluster().await.unwrap();
+    assert_eq!(after.control_plane.minor(), 33);
+    assert!(
+        sim.api_server_version().starts_with("v1.33"),
+        "{}",
+        sim.api_server_version()
+    );
+    let last = mock.updates("demo").last().cloned().unwrap();
+    assert!(last.rollback && last.status == "Successful", "{last:?}");
+
+    // The journal: the rollback step done, the control plane back at 1.33.
+    let journal = store.get().unwrap();
+    assert!(journal.completes(&rollback), "{journal:?}");
+    let step = journal.step(1).unwrap();
+    assert_eq!(step.state, StepState::Succeeded, "{step:?}");
+    assert!(
+        step.message
+            .as_deref()
+            .is_some_and(|m| m.contains("control plane back at 1.33")),
+        "{step:?}"
+    );
+
+    // Run again: the control plane is back, so nothing is sent.
+    let calls = sent(&mock);
+    let again = engine(p.clone(), &sim, Arc::new(MemoryJournalStore::default()))
+        .run(&rollback, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Succeeded, "{again:?}");
+    assert_eq!(sent(&mock), calls);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_upgraded_more_than_7_days_ago_is_refused_in_eks_words() {
+    let (sim, mock, p) = start().await;
+    let (plan, upgraded) = upgrade_control_plane_only(&sim, &p).await;
+    mock.age_updates("demo", Duration::from_secs(8 * 86_400));
+
+    let offer = p.rollback_offer().await.unwrap();
+    let caps = p.capabilities();
+    let err = kup_core::plan_rollback(&RollbackRequest {
+        cluster: &upgraded,
+        caps: &caps,
+        offer: &offer,
+        control_plane: plan.from.clone(),
+        pools: plan.pools.clone(),
+        backup: None,
+    })
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("control plane: cluster demo's last in-place upgrade")
+            && text.contains("more than 7 days old")
+            && text.contains(CONTROL_PLANE_ROLLBACK_REFUSAL),
+        "{text}"
+    );
+    assert_eq!(mock.cluster_version("demo").as_deref(), Some("1.34"));
     sim.shutdown().await;
 }

@@ -230,16 +230,19 @@ async fn upgrade_status_report_and_a_busy_cluster() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(json(&out)["plan_id"], report["plan_id"]);
 
-    // Rolling the upgrade back: EKS downgrades neither the control plane nor a node group's
-    // Kubernetes version (a group only returns to an earlier launch template version), so the
-    // rollback is refused with EKS's reasons and nothing moves.
+    // Rolling the upgrade back: a node group never returns to an earlier Kubernetes version
+    // (only to an earlier launch template version), and EKS rolls the control plane back
+    // (within 7 days of an in-place upgrade) only while no node group is newer than where it
+    // would go; the upgrade moved the groups to 1.34 too, so the rollback is refused with
+    // EKS's reasons and nothing moves.
     let out = env.kup(&["rollback", "--dry-run"]).await;
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
         err.contains("EKS")
             && err.contains("rolling back cluster demo")
-            && err.contains("control plane")
+            && err.contains("control plane: node group")
+            && err.contains("newer than 1.33")
             && err.contains(kup_eks::NODE_GROUP_ROLLBACK_REFUSAL),
         "{err}"
     );

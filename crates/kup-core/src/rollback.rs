@@ -2,9 +2,10 @@
 //!
 //! Providers differ in what they allow, and kup only plans what the provider truly offers:
 //! a kubeadm control plane goes back by restoring the verified etcd snapshot of the run, a
-//! GKE control plane only during the soak of a rollback-safe upgrade, EKS and AKS control
-//! planes not at all; pools go back through the provider (GKE's rollback, an AKS pool
-//! profile's recently used versions, an EKS node group's previous release) or, where kup
+//! GKE control plane only during the soak of a rollback-safe upgrade, an EKS one only one
+//! minor and within 7 days of an in-place upgrade, an AKS one not at all; pools go back
+//! through the provider (GKE's rollback, an AKS pool profile's recently used versions, an EKS
+//! node group's previous launch template version) or, where kup
 //! rolls them, node by node. [`crate::UpgradeProvider::rollback_offer`] reports what is
 //! possible now and, for what is not, the provider's own wording of the limit; the rollback
 //! planner ([`crate::plan_rollback`]) turns it into a reviewable plan.
@@ -23,7 +24,8 @@ pub enum ControlPlaneRollback {
     Unsupported,
     /// By restoring a verified backup taken before the upgrade (kubeadm's etcd snapshot).
     RestoreBackup,
-    /// Through the provider, while a rollback-safe upgrade soaks (GKE), when
+    /// Through the provider, while the provider's window after an upgrade lasts (GKE's soak
+    /// of a rollback-safe upgrade, EKS's 7 days after an in-place upgrade), when
     /// [`crate::UpgradeProvider::rollback_offer`] offers it.
     DuringSoak,
 }

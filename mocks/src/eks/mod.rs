@@ -8,6 +8,13 @@
 //! [`crate::k8s::SimHandle`], node-group updates replace the group's nodes in the simulator
 //! the way EKS does (see `roll.rs`), and control-plane updates move the simulated API server.
 //!
+//! Version rollback: UpdateClusterVersion with the previous minor and a `rollbackConfig`
+//! (`timeoutMinutes` 120–10080) runs as a `VersionRollback` update within 7 days of the end of
+//! the in-place upgrade it undoes ([`EksMock::age_updates`] moves that into the past); more
+//! than one minor back or without that upgrade it is `InvalidParameterException` or
+//! `InvalidRequestException`, as is a node group newer than the version asked for; a
+//! downgrade without `rollbackConfig` stays `InvalidParameterException`.
+//!
 //! ```no_run
 //! use kup_mocks::eks::{EksConfig, EksMock};
 //! # async fn demo() -> kup_mocks::Result<()> {
@@ -179,6 +186,7 @@ impl Inner {
                 u.errors = errors;
             }
         }
+        u.ended_sim = Some(now);
         if let Some(n) = c.nodegroups.get_mut(&ng) {
             n.status = "ACTIVE".into();
             n.modified_sim = now;
@@ -405,6 +413,14 @@ impl EksMock {
             .get(cluster)
             .map(|c| c.updates.clone())
             .unwrap_or_default()
+    }
+
+    /// Moves every update of `cluster` `by` into the past, as if it had happened that much
+    /// earlier: lets a test run EKS's 7-day rollback window out without waiting.
+    pub fn age_updates(&self, cluster: &str, by: Duration) {
+        let mut s = self.inner.lock();
+        s.tick();
+        s.age_updates(cluster, by);
     }
 
     /// How many times each operation was called (`DescribeCluster` → 12).

@@ -114,11 +114,14 @@ impl EksAddon {
     }
 }
 
-/// An upgrade-readiness insight.
+/// A readiness insight.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EksInsight {
     /// Its id.
     pub id: String,
+    /// `UPGRADE_READINESS` (checks before an upgrade to `kubernetes_version`) or
+    /// `ROLLBACK_READINESS` (checks before a version rollback to `kubernetes_version`).
+    pub category: String,
     /// Its name (`Deprecated APIs removed in Kubernetes v1.35`).
     pub name: String,
     /// The minor it concerns.
@@ -264,6 +267,7 @@ pub fn demo_cluster(name: &str) -> EksCluster {
         .addon(EksAddon::new("coredns", "v1.12.1-eksbuild.2"))
         .addon(EksAddon::new("kube-proxy", "v1.33.0-eksbuild.2"))
         .insight(EksInsight {
+            category: "UPGRADE_READINESS".into(),
             id: "b1f3c6c2-0a9e-4c39-9d6a-5c1de1f0a001".into(),
             name: "Deprecated APIs removed in Kubernetes v1.35".into(),
             kubernetes_version: "1.35".into(),
@@ -280,6 +284,7 @@ pub fn demo_cluster(name: &str) -> EksCluster {
             }],
         })
         .insight(EksInsight {
+            category: "UPGRADE_READINESS".into(),
             id: "b1f3c6c2-0a9e-4c39-9d6a-5c1de1f0a002".into(),
             name: "Kubelet version skew".into(),
             kubernetes_version: "1.34".into(),

@@ -124,8 +124,16 @@ pub struct Update {
     pub status: String,
     /// Errors when it failed.
     pub errors: Vec<(String, String, Vec<String>)>,
+    /// Whether it is a control-plane version rollback (`VersionRollback`) rather than an
+    /// upgrade.
+    pub rollback: bool,
+    /// The control-plane minor it started from, for control-plane updates.
+    pub from_version: Option<String>,
     pub(crate) created_sim: f64,
     pub(crate) finish_sim: f64,
+    /// When it ended (simulated seconds since the epoch); EKS's rollback window runs from
+    /// the end of the upgrade.
+    pub(crate) ended_sim: Option<f64>,
     pub(crate) fail_with: Option<Vec<(String, String, Vec<String>)>>,
     /// The node group's launch template name, as the update's params name it.
     pub(crate) launch_template: Option<String>,
@@ -205,6 +213,9 @@ fn civil_epoch(date: &str) -> Value {
         Err(_) => Value::Null,
     }
 }
+
+/// How long after an in-place upgrade ends EKS lets the control plane roll back (7 days).
+pub(crate) const ROLLBACK_WINDOW: f64 = 7.0 * 86_400.0;
 
 /// The id every mocked launch template has.
 pub(crate) const LAUNCH_TEMPLATE_ID: &str = "lt-0a1b2c3d4e5f67890";
@@ -339,6 +350,7 @@ impl State {
                 }
                 match &u.target {
                     UpdateTarget::ControlPlane { version } => {
+                        u.ended_sim = Some(now);
                         if let Some(errors) = u.fail_with.take() {
                             u.status = "Failed".into();
                             u.errors = errors;
@@ -360,6 +372,7 @@ impl State {
                         let Some(a) = c.addons.get_mut(addon) else {
                             continue;
                         };
+                        u.ended_sim = Some(now);
                         a.status = "ACTIVE".into();
                         a.modified_sim = now;
                         if let Some(errors) = u.fail_with.take() {
@@ -602,6 +615,16 @@ impl State {
     }
 
     fn start_update(&mut self, cluster: &str, target: UpdateTarget, duration: f64) -> Answer {
+        self.start_update_as(cluster, target, duration, false)
+    }
+
+    fn start_update_as(
+        &mut self,
+        cluster: &str,
+        target: UpdateTarget,
+        duration: f64,
+        rollback: bool,
+    ) -> Answer {
         let id = self.new_id();
         let now = self.now();
         let fail_with = self.take_failure();
@@ -614,7 +637,16 @@ impl State {
                 .map(|(name, _)| name.clone()),
             _ => None,
         };
+        let from_version = match &target {
+            UpdateTarget::ControlPlane { .. } => {
+                self.clusters.get(cluster).map(|c| c.version.clone())
+            }
+            _ => None,
+        };
         let update = Update {
+            rollback,
+            from_version,
+            ended_sim: None,
             launch_template,
             id,
             target,
@@ -652,6 +684,9 @@ impl State {
                 "Cluster is already at the desired configuration with version {to}"
             )));
         }
+        if next < cur && !body["rollbackConfig"].is_null() {
+            return self.rollback_cluster_version(name, to, body);
+        }
         if next.0 != cur.0 || next.1 != cur.1 + 1 {
             return Err(ApiError::invalid_parameter(format!(
                 "Unsupported Kubernetes minor version update from {} to {to}",
@@ -678,7 +713,11 @@ impl State {
         let blocking: Vec<&EksInsight> = c
             .insights
             .iter()
-            .filter(|i| i.status == "ERROR" && minor_of(&i.kubernetes_version) == Some(next))
+            .filter(|i| {
+                i.category == "UPGRADE_READINESS"
+                    && i.status == "ERROR"
+                    && minor_of(&i.kubernetes_version) == Some(next)
+            })
             .collect();
         if !force && !blocking.is_empty() {
             return Err(ApiError::new(
@@ -702,6 +741,127 @@ impl State {
             },
             duration,
         )
+    }
+
+    /// A version rollback (UpdateClusterVersion with `rollbackConfig`): back one minor, to
+    /// the version the last in-place upgrade started from, within 7 days of its end.
+    fn rollback_cluster_version(&mut self, name: &str, to: &str, body: &Value) -> Answer {
+        let c = self.cluster(name)?;
+        let config = &body["rollbackConfig"];
+        if !config.is_object() {
+            return Err(ApiError::invalid_parameter(
+                "rollbackConfig must be an object with an optional timeoutMinutes",
+            ));
+        }
+        // EKS's bounds: 2 hours to 7 days (720 minutes when not given).
+        if let Some(t) = config.get("timeoutMinutes")
+            && t.as_i64().is_none_or(|m| !(120..=10_080).contains(&m))
+        {
+            return Err(ApiError::invalid_parameter(format!(
+                "rollbackConfig.timeoutMinutes must be between 120 and 10080, got {t}"
+            )));
+        }
+        let (Some(cur), Some(next)) = (minor_of(&c.version), minor_of(to)) else {
+            return Err(ApiError::invalid_parameter(format!(
+                "Unsupported Kubernetes version {to}"
+            )));
+        };
+        if next.0 != cur.0 || next.1 + 1 != cur.1 {
+            return Err(ApiError::invalid_parameter(format!(
+                "Version rollback is supported only to the previous minor version: cluster {name} \
+                 is at {} and cannot roll back to {to}",
+                c.version
+            )));
+        }
+        let last = c
+            .updates
+            .iter()
+            .filter(|u| {
+                u.status == "Successful" && matches!(u.target, UpdateTarget::ControlPlane { .. })
+            })
+            .max_by(|a, b| a.created_sim.total_cmp(&b.created_sim));
+        let upgrade = match last {
+            Some(u) if !u.rollback && u.from_version.as_deref() == Some(to) => u,
+            Some(u) if u.rollback => {
+                return Err(ApiError::invalid_request(format!(
+                    "Cluster {name} has no in-place upgrade to roll back: its last version \
+                     update {} was a rollback",
+                    u.id
+                )));
+            }
+            _ => {
+                return Err(ApiError::invalid_request(format!(
+                    "Cluster {name} has no in-place upgrade from {to} to roll back"
+                )));
+            }
+        };
+        let ended = upgrade.ended_sim.unwrap_or(upgrade.finish_sim);
+        if self.now() > ended + ROLLBACK_WINDOW {
+            return Err(ApiError::invalid_request(format!(
+                "Cluster {name} cannot be rolled back: the rollback window of 7 days after \
+                 upgrade {} has expired",
+                upgrade.id
+            )));
+        }
+        // The control plane may not end older than a kubelet: managed node groups go back
+        // first (UpdateNodegroupVersion).
+        for ng in c.nodegroups.values() {
+            if let Some(ngv) = minor_of(&ng.spec.version)
+                && ngv > next
+            {
+                return Err(ApiError::invalid_request(format!(
+                    "Nodegroup {} is at version {}, newer than the rollback version {to}; roll \
+                     it back before the control plane",
+                    ng.spec.name, ng.spec.version
+                )));
+            }
+        }
+        // Rollback-readiness insights in ERROR block it unless `force` overrides them.
+        let blocking: Vec<&str> = c
+            .insights
+            .iter()
+            .filter(|i| {
+                i.category == "ROLLBACK_READINESS"
+                    && i.status == "ERROR"
+                    && minor_of(&i.kubernetes_version) == Some(next)
+            })
+            .map(|i| i.name.as_str())
+            .collect();
+        if !body["force"].as_bool().unwrap_or(false) && !blocking.is_empty() {
+            return Err(ApiError::new(
+                400,
+                "InvalidStateException",
+                format!(
+                    "Cluster rollback readiness insights report errors for {to}: {}. Resolve \
+                     them or set force",
+                    blocking.join(", ")
+                ),
+            ));
+        }
+        let duration = self.sim_duration(self.config.control_plane_update);
+        self.start_update_as(
+            name,
+            UpdateTarget::ControlPlane {
+                version: to.to_string(),
+            },
+            duration,
+            true,
+        )
+    }
+
+    /// Moves every update of `cluster` `by` into the past (a test's way to let EKS's 7-day
+    /// rollback window run out without waiting).
+    pub fn age_updates(&mut self, cluster: &str, by: Duration) {
+        let by = by.as_secs_f64();
+        if let Some(c) = self.clusters.get_mut(cluster) {
+            for u in c.updates.iter_mut() {
+                u.created_sim -= by;
+                u.finish_sim -= by;
+                if let Some(e) = u.ended_sim.as_mut() {
+                    *e -= by;
+                }
+            }
+        }
     }
 
     fn list_updates(&self, name: &str, call: &Call<'_>) -> Answer {
@@ -1072,9 +1232,16 @@ impl State {
         let versions = strings(&filter["kubernetesVersions"]);
         let statuses = strings(&filter["statuses"]);
         for cat in &categories {
-            if !["UPGRADE_READINESS", "MISCONFIGURATION"].contains(&cat.as_str()) {
+            if ![
+                "UPGRADE_READINESS",
+                "ROLLBACK_READINESS",
+                "MISCONFIGURATION",
+            ]
+            .contains(&cat.as_str())
+            {
                 return Err(ApiError::invalid_parameter(format!(
-                    "category must be UPGRADE_READINESS or MISCONFIGURATION, got {cat}"
+                    "category must be UPGRADE_READINESS, ROLLBACK_READINESS or \
+                     MISCONFIGURATION, got {cat}"
                 )));
             }
         }
@@ -1082,16 +1249,14 @@ impl State {
         let items: Vec<Value> = c
             .insights
             .iter()
-            .filter(|_| {
-                categories.is_empty() || categories.iter().any(|c| c == "UPGRADE_READINESS")
-            })
+            .filter(|i| categories.is_empty() || categories.contains(&i.category))
             .filter(|i| versions.is_empty() || versions.contains(&i.kubernetes_version))
             .filter(|i| statuses.is_empty() || statuses.contains(&i.status))
             .map(|i| {
                 json!({
                     "id": i.id,
                     "name": i.name,
-                    "category": "UPGRADE_READINESS",
+                    "category": i.category,
                     "kubernetesVersion": i.kubernetes_version,
                     "lastRefreshTime": ts(now - 3600.0),
                     "lastTransitionTime": ts(now - 86_400.0),
@@ -1122,7 +1287,7 @@ impl State {
         Ok(json!({ "insight": {
             "id": i.id,
             "name": i.name,
-            "category": "UPGRADE_READINESS",
+            "category": i.category,
             "kubernetesVersion": i.kubernetes_version,
             "lastRefreshTime": ts(now - 3600.0),
             "lastTransitionTime": ts(now - 86_400.0),
@@ -1152,7 +1317,11 @@ impl State {
 pub(crate) fn update_json(u: &Update) -> Value {
     let (ty, params) = match &u.target {
         UpdateTarget::ControlPlane { version } => (
-            "VersionUpdate",
+            if u.rollback {
+                "VersionRollback"
+            } else {
+                "VersionUpdate"
+            },
             json!([{ "type": "Version", "value": version }, { "type": "PlatformVersion", "value": "eks.1" }]),
         ),
         UpdateTarget::Nodegroup {

@@ -1,4 +1,5 @@
-//! EKS's own pre-flight: upgrade-readiness insights, and nodes no managed node group owns.
+//! EKS's own pre-flight: upgrade-readiness insights, and nodes no managed node group owns;
+//! and the rollback-readiness insights that block a version rollback.
 
 use aws_sdk_eks::types::{Category, InsightStatusValue, InsightsFilter};
 use k8s_openapi::api::core::v1::Node;
@@ -186,4 +187,40 @@ pub(crate) async fn unmanaged_nodes(p: &EksProvider) -> CoreResult<Vec<Finding>>
         .objects(stray.into_iter().map(|n| ObjectRef::cluster("Node", n)))
         .source("eks"),
     ])
+}
+
+/// The rollback-readiness insights in `ERROR` for a version rollback to `to`, as
+/// "name (reason)": EKS refuses the rollback while any is, unless forced (kup never forces it).
+pub(crate) async fn rollback_blockers(
+    p: &EksProvider,
+    to: &KubeVersion,
+) -> CoreResult<Vec<String>> {
+    let summaries: Vec<aws_sdk_eks::types::InsightSummary> = p
+        .client
+        .list_insights()
+        .cluster_name(&p.cluster)
+        .filter(
+            InsightsFilter::builder()
+                .categories(Category::RollbackReadiness)
+                .kubernetes_versions(minor_string(to))
+                .statuses(InsightStatusValue::Error)
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(Error::sdk("ListInsights"))?;
+    Ok(summaries
+        .iter()
+        .filter(|s| s.insight_status().and_then(|i| i.status()) == Some(&InsightStatusValue::Error))
+        .map(|s| {
+            let reason = s
+                .insight_status()
+                .and_then(|i| i.reason())
+                .unwrap_or_default();
+            format!("{} ({reason})", s.name().unwrap_or("insight"))
+        })
+        .collect())
 }

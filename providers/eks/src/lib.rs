@@ -10,7 +10,11 @@
 //! - pre-flight from upgrade-readiness insights, and nodes outside managed node groups;
 //! - node-group rollbacks to the launch template version before the last update, read from
 //!   the group's update history (EKS takes no group back to an earlier Kubernetes version or
-//!   AMI release, nor a control plane, and kup says so in EKS's words).
+//!   AMI release, and kup says so in EKS's words);
+//! - control-plane rollbacks by EKS version rollback (UpdateClusterVersion with
+//!   `rollbackConfig`, a `VersionRollback` update): one minor back, within 7 days of an
+//!   in-place upgrade recorded in the cluster's update history, while no node group is newer
+//!   than the version it returns to; refused in EKS's terms otherwise.
 //!
 //! ```no_run
 //! # async fn demo() -> kup_core::Result<()> {

@@ -14,15 +14,12 @@ use kup_core::{
     RollbackPart, SupportStatus, UpgradeProvider, VersionScope,
 };
 
-/// EKS's limit on the control plane, as its documentation words it.
-pub const CONTROL_PLANE_ROLLBACK_REFUSAL: &str = "EKS does not support downgrading a cluster's \
-     Kubernetes version: once the control plane is upgraded it cannot be rolled back";
-
 use crate::error::Error;
 use crate::insights;
+pub use crate::rollback::CONTROL_PLANE_ROLLBACK_REFUSAL;
 use crate::rollback::{
-    NODE_GROUP_ROLLBACK_REFUSAL, VersionRecord, WayBack, launch_template_release, offer_for,
-    template_of,
+    ClusterVersionRecord, NODE_GROUP_ROLLBACK_REFUSAL, VersionRecord, WayBack, control_plane_offer,
+    launch_template_release, offer_for, previous_minor, template_of,
 };
 
 /// The label EKS puts on the nodes of a managed node group.
@@ -273,6 +270,70 @@ impl EksProvider {
         Ok(out)
     }
 
+    /// The control plane's successful version changes, as EKS records them.
+    async fn cluster_version_history(&self) -> Result<Vec<ClusterVersionRecord>, Error> {
+        let mut out = Vec::new();
+        for id in self.update_ids(None, None).await? {
+            let u = self
+                .client
+                .describe_update()
+                .name(&self.cluster)
+                .update_id(&id)
+                .send()
+                .await
+                .map_err(Error::sdk("DescribeUpdate"))?
+                .update
+                .ok_or(Error::missing("DescribeUpdate", "update"))?;
+            out.extend(ClusterVersionRecord::of(&u));
+        }
+        Ok(out)
+    }
+
+    /// The way back EKS allows for the control plane (at `live`, its node groups at
+    /// `groups`) now, or EKS's reason there is none.
+    async fn control_plane_rollback(
+        &self,
+        live: &KubeVersion,
+        groups: &[(String, KubeVersion)],
+    ) -> CoreResult<Result<kup_core::RollbackOption, String>> {
+        let history = self.cluster_version_history().await?;
+        let option = match control_plane_offer(
+            &self.cluster,
+            live,
+            &history,
+            jiff::Timestamp::now().as_second(),
+        ) {
+            Ok(option) => option,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        // EKS refuses a rollback that would leave a kubelet newer than the control plane;
+        // managed node groups go back separately, and not across minors.
+        let newer: Vec<String> = groups
+            .iter()
+            .filter(|(_, v)| option.to.minor_distance(v) > 0)
+            .map(|(name, v)| format!("node group {name} runs {v}"))
+            .collect();
+        if !newer.is_empty() {
+            return Ok(Err(format!(
+                "{}, newer than {}, the version the control plane would go back to; EKS \
+                 rolls the control plane back only while no node is newer than that version, \
+                 and {NODE_GROUP_ROLLBACK_REFUSAL}",
+                newer.join(", "),
+                option.to
+            )));
+        }
+        let blockers = insights::rollback_blockers(self, &option.to).await?;
+        if !blockers.is_empty() {
+            return Ok(Err(format!(
+                "EKS's rollback readiness insights report errors for {}: {}; EKS refuses the \
+                 rollback until they pass (kup does not force it past them)",
+                option.to,
+                blockers.join("; ")
+            )));
+        }
+        Ok(Ok(option))
+    }
+
     /// The way back EKS allows for a node group now, or EKS's reason there is none.
     async fn nodegroup_rollback(
         &self,
@@ -388,9 +449,10 @@ impl UpgradeProvider for EksProvider {
             c.pool_max_unavailable = false;
             c.blue_green_upgrades = false;
             // A node group goes back to an earlier launch template version (never to an
-            // earlier Kubernetes version or AMI release); the control plane not at all.
+            // earlier Kubernetes version or AMI release); the control plane one minor, within
+            // 7 days of an in-place upgrade (EKS version rollback).
             c.node_pool_rollback = true;
-            c.control_plane_rollback = kup_core::ControlPlaneRollback::Unsupported;
+            c.control_plane_rollback = kup_core::ControlPlaneRollback::DuringSoak;
         })
     }
 
@@ -687,15 +749,33 @@ impl UpgradeProvider for EksProvider {
     }
 
     async fn rollback_offer(&self) -> CoreResult<RollbackOffer> {
-        let mut offer = RollbackOffer::default()
-            .refuse(RollbackPart::ControlPlane, CONTROL_PLANE_ROLLBACK_REFUSAL);
+        let live = self
+            .client
+            .describe_cluster()
+            .name(&self.cluster)
+            .send()
+            .await
+            .map_err(Error::sdk("DescribeCluster"))?
+            .cluster
+            .ok_or(Error::missing("DescribeCluster", "cluster"))?;
+        let live = parse_version("DescribeCluster", "cluster.version", live.version())?;
+        let mut offer = RollbackOffer::default();
+        let mut groups = Vec::new();
         for name in self.nodegroup_names().await? {
             let ng = self.describe_nodegroup(&name).await?;
+            groups.push((
+                name.clone(),
+                parse_version("DescribeNodegroup", "nodegroup.version", ng.version())?,
+            ));
             offer = match self.nodegroup_rollback(&ng).await? {
                 Ok(way) => offer.offer(way.option),
                 Err(reason) => offer.refuse(RollbackPart::pool(name), reason),
             };
         }
+        offer = match self.control_plane_rollback(&live, &groups).await? {
+            Ok(option) => offer.offer(option),
+            Err(reason) => offer.refuse(RollbackPart::ControlPlane, reason),
+        };
         Ok(offer)
     }
 
@@ -795,6 +875,73 @@ impl UpgradeProvider for EksProvider {
             .with_version(version)
             .with_handle("kind", "rollback")
             .with_handle("launch_template_version", previous))
+    }
+
+    async fn rollback_control_plane(&self, to: &kup_core::RollbackOption) -> CoreResult<Operation> {
+        let field = "control_plane.rollback";
+        if to.part != RollbackPart::ControlPlane {
+            return Err(kup_core::Error::invalid_input(
+                field,
+                format!("the option moves {}, not the control plane", to.part),
+            ));
+        }
+        if to.release.is_some() {
+            return Err(kup_core::Error::invalid_input(
+                field,
+                "EKS takes a control plane back to a minor version only, and the option names a \
+                 release",
+            ));
+        }
+        let live = self.cluster().await?;
+        let previous = previous_minor(&live.control_plane);
+        if !previous.as_ref().is_some_and(|p| to.to.same_minor(p)) {
+            return Err(kup_core::Error::precondition(format!(
+                "the EKS control plane is at {}, and the rollback asks for {}; \
+                 {CONTROL_PLANE_ROLLBACK_REFUSAL}",
+                live.control_plane, to.to
+            )));
+        }
+        if let Some(op) = live.in_progress.first() {
+            return Err(kup_core::Error::Busy {
+                message: format!(
+                    "{op} is in progress; EKS takes no control-plane update until it ends"
+                ),
+                operation: Some(op.id.clone()),
+            });
+        }
+        // Only what the history allows now: the window may have closed since the plan.
+        let groups: Vec<(String, KubeVersion)> = live
+            .node_pools
+            .iter()
+            .map(|p| (p.name.clone(), p.version.clone()))
+            .collect();
+        if let Err(reason) = self
+            .control_plane_rollback(&live.control_plane, &groups)
+            .await?
+        {
+            return Err(kup_core::Error::precondition(reason));
+        }
+        let version = minor_string(&to.to);
+        let out = self
+            .client
+            .update_cluster_version()
+            .name(&self.cluster)
+            .version(&version)
+            // EKS's default timeout (12 hours) applies; kup's own timeout bounds the wait.
+            .rollback_config(aws_sdk_eks::types::RollbackConfig::builder().build())
+            .send()
+            .await
+            .map_err(Error::sdk("UpdateClusterVersion"))?;
+        let u = out
+            .update
+            .ok_or(Error::missing("UpdateClusterVersion", "update"))?;
+        let id = u
+            .id()
+            .ok_or(Error::missing("UpdateClusterVersion", "update.id"))?;
+        Ok(self
+            .operation(id, OperationTarget::ControlPlane, None, None)
+            .with_version(version)
+            .with_handle("kind", "rollback"))
     }
 
     async fn poll(&self, op: &Operation) -> CoreResult<OperationStatus> {

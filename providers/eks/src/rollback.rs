@@ -1,5 +1,11 @@
-//! Node-group rollbacks: what EKS lets a managed node group go back to, read from the group's
-//! own update history.
+//! Rollbacks: what EKS lets the control plane and a managed node group go back to, read from
+//! their own update history.
+//!
+//! The control plane (EKS version rollback): UpdateClusterVersion with the previous minor and
+//! a `rollbackConfig` takes it back one minor, only after an in-place upgrade and only within
+//! 7 days of that upgrade; the update runs as a `VersionRollback`. DescribeUpdate gives an
+//! update's start, not its end, so kup counts the 7 days from the start: the window it
+//! reports ends no later than EKS's.
 //!
 //! EKS's rule (UpdateNodegroupVersion): "You cannot roll back a node group to an earlier
 //! Kubernetes version or AMI version." What a group *can* go back to is an earlier version of
@@ -18,6 +24,126 @@ use kup_core::{KubeVersion, RollbackOption, RollbackPart};
 /// EKS's words on managed node groups (UpdateNodegroupVersion).
 pub const NODE_GROUP_ROLLBACK_REFUSAL: &str =
     "You cannot roll back a node group to an earlier Kubernetes version or AMI version";
+
+/// EKS's limit on the control plane (version rollback).
+pub const CONTROL_PLANE_ROLLBACK_REFUSAL: &str = "EKS rolls a control plane back only to the \
+     previous minor version, and only within 7 days of an in-place upgrade; after 7 days \
+     rollback is no longer available";
+
+/// How long after an in-place upgrade EKS allows a version rollback.
+pub(crate) const ROLLBACK_WINDOW_SECS: i64 = 7 * 86_400;
+
+/// One successful control-plane version change (`VersionUpdate` or `VersionRollback`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClusterVersionRecord {
+    /// The update's id.
+    pub(crate) id: String,
+    /// Seconds since the epoch it was created at (0 when EKS did not say).
+    pub(crate) created_secs: i64,
+    /// The minor it moved the control plane to (`Version`).
+    pub(crate) version: Option<String>,
+    /// Whether it was a rollback rather than an in-place upgrade.
+    pub(crate) rollback: bool,
+}
+
+impl ClusterVersionRecord {
+    /// The record of `u`, when it is a successful control-plane version change.
+    pub(crate) fn of(u: &Update) -> Option<Self> {
+        let rollback = match u.r#type() {
+            Some(UpdateType::VersionUpdate) => false,
+            Some(UpdateType::VersionRollback) => true,
+            _ => return None,
+        };
+        if u.status() != Some(&UpdateStatus::Successful) {
+            return None;
+        }
+        Some(Self {
+            id: u.id()?.to_string(),
+            created_secs: u.created_at().map(|t| t.secs()).unwrap_or(0),
+            version: u
+                .params()
+                .iter()
+                .find(|p| p.r#type() == Some(&UpdateParamType::Version))
+                .and_then(|p| p.value())
+                .map(String::from),
+            rollback,
+        })
+    }
+}
+
+fn rfc3339(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{secs}s after the epoch"))
+}
+
+/// The previous minor of `v` (`1.34` → `1.33`), when there is one.
+pub(crate) fn previous_minor(v: &KubeVersion) -> Option<KubeVersion> {
+    let minor = v.minor().checked_sub(1)?;
+    KubeVersion::parse(&format!("{}.{minor}", v.major())).ok()
+}
+
+/// The way back EKS allows for a control plane running `live` at `now` (seconds since the
+/// epoch), from its successful version changes (`history`, any order), or EKS's reason there
+/// is none.
+pub(crate) fn control_plane_offer(
+    cluster: &str,
+    live: &KubeVersion,
+    history: &[ClusterVersionRecord],
+    now: i64,
+) -> Result<RollbackOption, String> {
+    let Some(last) = history.iter().max_by_key(|r| r.created_secs) else {
+        return Err(format!(
+            "cluster {cluster}'s update history records no in-place upgrade of its control \
+             plane (it runs {live} as created); {CONTROL_PLANE_ROLLBACK_REFUSAL}"
+        ));
+    };
+    let when = rfc3339(last.created_secs);
+    if last.rollback {
+        return Err(format!(
+            "cluster {cluster}'s last control-plane version change, update {} of {when}, was a \
+             rollback to {}, not an in-place upgrade; {CONTROL_PLANE_ROLLBACK_REFUSAL}",
+            last.id,
+            last.version.as_deref().unwrap_or("?")
+        ));
+    }
+    let recorded = last.version.as_deref().map(KubeVersion::parse);
+    if !matches!(&recorded, Some(Ok(v)) if v.same_minor(live)) {
+        return Err(format!(
+            "cluster {cluster}'s last in-place upgrade, update {} of {when}, moved the control \
+             plane to {}, but it runs {live}; {CONTROL_PLANE_ROLLBACK_REFUSAL}",
+            last.id,
+            last.version.as_deref().unwrap_or("?")
+        ));
+    }
+    let Some(to) = previous_minor(live) else {
+        return Err(format!(
+            "the control plane runs {live}, which has no previous minor; \
+             {CONTROL_PLANE_ROLLBACK_REFUSAL}"
+        ));
+    };
+    let ends = last.created_secs.saturating_add(ROLLBACK_WINDOW_SECS);
+    if now >= ends {
+        return Err(format!(
+            "cluster {cluster}'s last in-place upgrade, update {} of {when} to {live}, is more \
+             than 7 days old (its rollback window closed by {}); \
+             {CONTROL_PLANE_ROLLBACK_REFUSAL}",
+            last.id,
+            rfc3339(ends)
+        ));
+    }
+    Ok(RollbackOption {
+        part: RollbackPart::ControlPlane,
+        to,
+        release: None,
+        basis: format!(
+            "in-place upgrade {} of {when} to {live}; EKS version rollback is open until {} \
+             (7 days)",
+            last.id,
+            rfc3339(ends)
+        ),
+    })
+}
 
 /// What one successful node-group version update moved the group to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -283,6 +409,67 @@ mod tests {
         assert!(why.contains("has no launch template"), "{why}");
         let why = offer_for(&group(Some(("apps-lt", "4"))), &v("1.33"), &[]).unwrap_err();
         assert!(why.contains("no successful version update"), "{why}");
+    }
+
+    fn cp(id: &str, at: i64, version: &str, rollback: bool) -> ClusterVersionRecord {
+        ClusterVersionRecord {
+            id: id.into(),
+            created_secs: at,
+            version: Some(version.into()),
+            rollback,
+        }
+    }
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn the_control_plane_goes_back_one_minor_within_seven_days_of_an_upgrade() {
+        let history = [
+            cp("u1", 10 * DAY, "1.34", false),
+            cp("u0", DAY, "1.33", false),
+        ];
+        let o = control_plane_offer("c", &v("1.34.2"), &history, 16 * DAY).unwrap();
+        assert_eq!(o.part, RollbackPart::ControlPlane);
+        assert_eq!(o.to, v("1.33"));
+        assert!(
+            o.basis.contains("upgrade u1 of 1970-01-11T00:00:00Z"),
+            "{}",
+            o.basis
+        );
+        assert!(
+            o.basis.contains("until 1970-01-18T00:00:00Z"),
+            "{}",
+            o.basis
+        );
+        let why = control_plane_offer("c", &v("1.34"), &history, 17 * DAY).unwrap_err();
+        assert!(why.contains("more than 7 days old"), "{why}");
+        assert!(why.ends_with(CONTROL_PLANE_ROLLBACK_REFUSAL), "{why}");
+    }
+
+    #[test]
+    fn no_upgrade_a_rollback_last_or_a_stale_history_is_refused() {
+        let why = control_plane_offer("c", &v("1.34"), &[], 0).unwrap_err();
+        assert!(why.contains("records no in-place upgrade"), "{why}");
+        let history = [
+            cp("u1", DAY, "1.34", false),
+            cp("u2", 2 * DAY, "1.33", true),
+        ];
+        let why = control_plane_offer("c", &v("1.33"), &history, 3 * DAY).unwrap_err();
+        assert!(why.contains("was a rollback to 1.33"), "{why}");
+        let why = control_plane_offer("c", &v("1.35"), &history[..1], 2 * DAY).unwrap_err();
+        assert!(why.contains("but it runs 1.35"), "{why}");
+        let rollback = Update::builder()
+            .id("u3")
+            .status(UpdateStatus::Successful)
+            .r#type(UpdateType::VersionRollback)
+            .params(
+                UpdateParam::builder()
+                    .r#type(UpdateParamType::Version)
+                    .value("1.33")
+                    .build(),
+            )
+            .build();
+        assert!(ClusterVersionRecord::of(&rollback).unwrap().rollback);
     }
 
     #[test]

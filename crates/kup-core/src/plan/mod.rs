@@ -116,7 +116,7 @@ pub enum StepAction {
         pools: Vec<String>,
     },
     /// Roll the control plane back through the provider (GKE, during the soak of a
-    /// rollback-safe upgrade).
+    /// rollback-safe upgrade; EKS, within 7 days of an in-place upgrade).
     ControlPlaneRollback {
         /// From.
         from: KubeVersion,
