@@ -228,8 +228,8 @@ pub fn plan_rollback(request: &RollbackRequest<'_>) -> Result<UpgradePlan> {
                         part.clone(),
                         offer.refusal(&part).map(str::to_string).unwrap_or_else(|| {
                             format!(
-                                "{provider} rolls a control plane back only during the soak of \
-                                 a rollback-safe upgrade, and none is soaking"
+                                "{provider} rolls a control plane back only within the window \
+                                 it keeps after an upgrade, and it offers none now"
                             )
                         }),
                     )),
