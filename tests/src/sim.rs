@@ -45,6 +45,32 @@ pub fn sim_config() -> SimConfig {
         .node_ready_delay(Duration::from_secs(2))
 }
 
+/// Engine options for the end-to-end tests against the cloud mocks: fast polling, with
+/// room for the mocks' long-running operations (pool rolls up to five minutes).
+pub fn cloud_options() -> EngineOptions {
+    let validation = ValidationOptions {
+        passes: 2,
+        interval: Duration::from_millis(50),
+        failure_interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(120),
+        ..ValidationOptions::default()
+    };
+    EngineOptions {
+        validation: validation.clone(),
+        gate: validation,
+        polling: BackoffPolicy::fast(),
+        timeouts: StepTimeouts {
+            control_plane: Duration::from_secs(120),
+            node_pool: Duration::from_secs(300),
+            node_upgrade: Duration::from_secs(120),
+            node_ready: Duration::from_secs(120),
+            addon: Duration::from_secs(120),
+        },
+        helm_releases: false,
+        ..EngineOptions::default()
+    }
+}
+
 /// Engine options for tests: fast polling and validation, generous guards.
 pub fn fast_options() -> EngineOptions {
     let validation = ValidationOptions {

@@ -14,40 +14,14 @@ use kup_core::{
     Event, EventSink, KubeVersion, OperationTarget, Outcome, PlanOptions, UpgradePlan,
     UpgradeProvider,
 };
-use kup_engine::backoff::BackoffPolicy;
 use kup_engine::events::Recorder;
 use kup_engine::journal::{JournalStore, MemoryJournalStore};
 use kup_engine::lock::LocalLock;
-use kup_engine::{Engine, EngineOptions, KubeCluster, StepTimeouts};
-use kup_kube::validate::ValidationOptions;
+use kup_engine::{Engine, KubeCluster};
 use kup_mocks::aks::{AksConfig, AksMock, demo_scenario};
 use kup_mocks::k8s::{DeletedVia, SimConfig, SimHandle, Simulator};
 use kup_tests::sim::{Attempt, BudgetWatch, How, Tripwire, attempt};
 use tokio_util::sync::CancellationToken;
-
-fn options() -> EngineOptions {
-    let validation = ValidationOptions {
-        passes: 2,
-        interval: Duration::from_millis(50),
-        failure_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(120),
-        ..ValidationOptions::default()
-    };
-    EngineOptions {
-        validation: validation.clone(),
-        gate: validation,
-        polling: BackoffPolicy::fast(),
-        timeouts: StepTimeouts {
-            control_plane: Duration::from_secs(120),
-            node_pool: Duration::from_secs(300),
-            node_upgrade: Duration::from_secs(120),
-            node_ready: Duration::from_secs(120),
-            addon: Duration::from_secs(120),
-        },
-        helm_releases: false,
-        ..EngineOptions::default()
-    }
-}
 
 async fn start() -> (SimHandle, AksMock) {
     let sim = Simulator::start(
@@ -94,7 +68,7 @@ fn engine(
         .journal(store)
         .lock(Arc::new(LocalLock::new("demo")))
         .events(events)
-        .options(options())
+        .options(kup_tests::sim::cloud_options())
         .build()
         .unwrap()
 }

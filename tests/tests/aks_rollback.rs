@@ -11,39 +11,13 @@ use std::time::Duration;
 
 use kup_aks::{AksBuilder, AksProvider};
 use kup_core::{KubeVersion, Outcome, PlanKind, PlanOptions, RollbackRequest, UpgradeProvider};
-use kup_engine::backoff::BackoffPolicy;
 use kup_engine::journal::MemoryJournalStore;
 use kup_engine::lock::LocalLock;
-use kup_engine::{Engine, EngineOptions, KubeCluster, StepTimeouts};
-use kup_kube::validate::ValidationOptions;
+use kup_engine::{Engine, KubeCluster};
 use kup_mocks::aks::{AksConfig, AksMock, demo_scenario};
 use kup_mocks::k8s::{DeletedVia, SimConfig, SimHandle, Simulator};
 use kup_tests::sim::BudgetWatch;
 use tokio_util::sync::CancellationToken;
-
-fn options() -> EngineOptions {
-    let validation = ValidationOptions {
-        passes: 2,
-        interval: Duration::from_millis(50),
-        failure_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(120),
-        ..ValidationOptions::default()
-    };
-    EngineOptions {
-        validation: validation.clone(),
-        gate: validation,
-        polling: BackoffPolicy::fast(),
-        timeouts: StepTimeouts {
-            control_plane: Duration::from_secs(120),
-            node_pool: Duration::from_secs(300),
-            node_upgrade: Duration::from_secs(120),
-            node_ready: Duration::from_secs(120),
-            addon: Duration::from_secs(120),
-        },
-        helm_releases: false,
-        ..EngineOptions::default()
-    }
-}
 
 async fn start() -> (SimHandle, AksMock) {
     let sim = Simulator::start(
@@ -83,7 +57,7 @@ fn engine(provider: Arc<AksProvider>, sim: &SimHandle) -> Engine {
         .kube(KubeCluster::from_config(sim.client_config()).unwrap())
         .journal(Arc::new(MemoryJournalStore::default()))
         .lock(Arc::new(LocalLock::new("demo")))
-        .options(options())
+        .options(kup_tests::sim::cloud_options())
         .build()
         .unwrap()
 }

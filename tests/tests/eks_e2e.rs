@@ -9,39 +9,13 @@ use std::time::Duration;
 
 use kup_core::{KubeVersion, Outcome, PlanOptions, StepAction, UpgradeProvider};
 use kup_eks::EksBuilder;
-use kup_engine::backoff::BackoffPolicy;
 use kup_engine::events::Recorder;
 use kup_engine::journal::MemoryJournalStore;
 use kup_engine::lock::LocalLock;
-use kup_engine::{Engine, EngineOptions, KubeCluster, StepTimeouts};
-use kup_kube::validate::ValidationOptions;
+use kup_engine::{Engine, KubeCluster};
 use kup_mocks::eks::{EksConfig, EksMock, demo_scenario};
 use kup_mocks::k8s::{DeletedVia, SimConfig, Simulator};
 use tokio_util::sync::CancellationToken;
-
-fn options() -> EngineOptions {
-    let validation = ValidationOptions {
-        passes: 2,
-        interval: Duration::from_millis(50),
-        failure_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(120),
-        ..ValidationOptions::default()
-    };
-    EngineOptions {
-        validation: validation.clone(),
-        gate: validation,
-        polling: BackoffPolicy::fast(),
-        timeouts: StepTimeouts {
-            control_plane: Duration::from_secs(120),
-            node_pool: Duration::from_secs(300),
-            node_upgrade: Duration::from_secs(120),
-            node_ready: Duration::from_secs(120),
-            addon: Duration::from_secs(120),
-        },
-        helm_releases: false,
-        ..EngineOptions::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrades_two_minors_with_node_groups_and_addons_and_validates() {
@@ -89,7 +63,7 @@ async fn upgrades_two_minors_with_node_groups_and_addons_and_validates() {
         .journal(store.clone())
         .lock(Arc::new(LocalLock::new("demo")))
         .events(events.clone())
-        .options(options())
+        .options(kup_tests::sim::cloud_options())
         .build()
         .unwrap();
     let report = engine

@@ -20,39 +20,13 @@ use kup_core::{
 use kup_eks::{
     CONTROL_PLANE_ROLLBACK_REFUSAL, EksBuilder, EksProvider, NODE_GROUP_ROLLBACK_REFUSAL,
 };
-use kup_engine::backoff::BackoffPolicy;
 use kup_engine::journal::{MemoryJournalStore, StepState};
 use kup_engine::lock::LocalLock;
-use kup_engine::{Engine, EngineOptions, KubeCluster, StepTimeouts};
-use kup_kube::validate::ValidationOptions;
+use kup_engine::{Engine, KubeCluster};
 use kup_mocks::eks::{EksConfig, EksMock, LT_VERSION_LABEL, NODEGROUP_LABEL, demo_scenario};
 use kup_mocks::k8s::{DeletedVia, SimConfig, SimHandle, Simulator};
 use kup_tests::sim::BudgetWatch;
 use tokio_util::sync::CancellationToken;
-
-fn options() -> EngineOptions {
-    let validation = ValidationOptions {
-        passes: 2,
-        interval: Duration::from_millis(50),
-        failure_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(120),
-        ..ValidationOptions::default()
-    };
-    EngineOptions {
-        validation: validation.clone(),
-        gate: validation,
-        polling: BackoffPolicy::fast(),
-        timeouts: StepTimeouts {
-            control_plane: Duration::from_secs(120),
-            node_pool: Duration::from_secs(300),
-            node_upgrade: Duration::from_secs(120),
-            node_ready: Duration::from_secs(120),
-            addon: Duration::from_secs(120),
-        },
-        helm_releases: false,
-        ..EngineOptions::default()
-    }
-}
 
 async fn start() -> (SimHandle, EksMock, Arc<EksProvider>) {
     let sim = Simulator::start(
@@ -88,7 +62,7 @@ fn engine(provider: Arc<EksProvider>, sim: &SimHandle, store: Arc<MemoryJournalS
         .kube(KubeCluster::from_config(sim.client_config()).unwrap())
         .journal(store)
         .lock(Arc::new(LocalLock::new("demo")))
-        .options(options())
+        .options(kup_tests::sim::cloud_options())
         .build()
         .unwrap()
 }

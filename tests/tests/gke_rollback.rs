@@ -14,13 +14,11 @@ use kup_core::{
     Event, KubeVersion, OperationStatus, OperationTarget, Outcome, PlanKind, PlanOptions,
     RollbackRequest, UpgradePlan, UpgradeProvider,
 };
-use kup_engine::backoff::BackoffPolicy;
 use kup_engine::events::Recorder;
 use kup_engine::journal::{MemoryJournalStore, RunState, StepState};
 use kup_engine::lock::LocalLock;
-use kup_engine::{Engine, EngineOptions, KubeCluster, StepTimeouts};
+use kup_engine::{Engine, KubeCluster};
 use kup_gke::{CONTROL_PLANE_ROLLBACK_REFUSAL, GkeBuilder, GkeProvider, GkeSettings};
-use kup_kube::validate::ValidationOptions;
 use kup_mocks::gke::{GkeConfig, GkeFault, GkeMock, demo_scenario};
 use kup_mocks::k8s::{SimConfig, SimHandle, Simulator};
 use kup_tests::sim::{Attempt, How, Tripwire, attempt};
@@ -28,30 +26,6 @@ use tokio_util::sync::CancellationToken;
 
 const OLD: &str = "1.33.5-gke.1080000";
 const NEW: &str = "1.34.1-gke.1829001";
-
-fn options() -> EngineOptions {
-    let validation = ValidationOptions {
-        passes: 2,
-        interval: Duration::from_millis(50),
-        failure_interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(120),
-        ..ValidationOptions::default()
-    };
-    EngineOptions {
-        validation: validation.clone(),
-        gate: validation,
-        polling: BackoffPolicy::fast(),
-        timeouts: StepTimeouts {
-            control_plane: Duration::from_secs(120),
-            node_pool: Duration::from_secs(300),
-            node_upgrade: Duration::from_secs(120),
-            node_ready: Duration::from_secs(120),
-            addon: Duration::from_secs(120),
-        },
-        helm_releases: false,
-        ..EngineOptions::default()
-    }
-}
 
 async fn start() -> (SimHandle, GkeMock) {
     let sim = Simulator::start(
@@ -102,7 +76,7 @@ fn engine(
         .journal(store)
         .lock(Arc::new(LocalLock::new("demo")))
         .events(events)
-        .options(options())
+        .options(kup_tests::sim::cloud_options())
         .build()
         .unwrap()
 }

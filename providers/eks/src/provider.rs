@@ -368,6 +368,36 @@ impl EksProvider {
         op
     }
 
+    /// Sends a node-group version update (an upgrade or a rollback) and returns the
+    /// operation that follows it.
+    async fn send_nodegroup_update(
+        &self,
+        request: aws_sdk_eks::operation::update_nodegroup_version::builders::UpdateNodegroupVersionFluentBuilder,
+        pool: &str,
+        version: &str,
+    ) -> CoreResult<Operation> {
+        let out = request
+            .send()
+            .await
+            .map_err(Error::sdk("UpdateNodegroupVersion"))?;
+        let u = out
+            .update
+            .ok_or(Error::missing("UpdateNodegroupVersion", "update"))?;
+        let id = u
+            .id()
+            .ok_or(Error::missing("UpdateNodegroupVersion", "update.id"))?;
+        Ok(self
+            .operation(
+                id,
+                OperationTarget::NodePool {
+                    pool: pool.to_string(),
+                },
+                Some(pool),
+                None,
+            )
+            .with_version(version))
+    }
+
     /// Compatible versions of `addon` for a cluster minor, newest first, and EKS's default.
     async fn addon_versions(
         &self,
@@ -662,26 +692,7 @@ impl UpgradeProvider for EksProvider {
                     .build(),
             );
         }
-        let out = request
-            .send()
-            .await
-            .map_err(Error::sdk("UpdateNodegroupVersion"))?;
-        let u = out
-            .update
-            .ok_or(Error::missing("UpdateNodegroupVersion", "update"))?;
-        let id = u
-            .id()
-            .ok_or(Error::missing("UpdateNodegroupVersion", "update.id"))?;
-        Ok(self
-            .operation(
-                id,
-                OperationTarget::NodePool {
-                    pool: pool.to_string(),
-                },
-                Some(pool),
-                None,
-            )
-            .with_version(version))
+        self.send_nodegroup_update(request, pool, &version).await
     }
 
     async fn addon_upgrades(&self, control_plane: &KubeVersion) -> CoreResult<Vec<AddonUpgrade>> {
@@ -853,26 +864,9 @@ impl UpgradeProvider for EksProvider {
                 .version(&version)
                 .set_release_version(ng.release_version().map(String::from));
         }
-        let out = request
-            .send()
-            .await
-            .map_err(Error::sdk("UpdateNodegroupVersion"))?;
-        let u = out
-            .update
-            .ok_or(Error::missing("UpdateNodegroupVersion", "update"))?;
-        let id = u
-            .id()
-            .ok_or(Error::missing("UpdateNodegroupVersion", "update.id"))?;
         Ok(self
-            .operation(
-                id,
-                OperationTarget::NodePool {
-                    pool: pool.to_string(),
-                },
-                Some(pool),
-                None,
-            )
-            .with_version(version)
+            .send_nodegroup_update(request, pool, &version)
+            .await?
             .with_handle("kind", "rollback")
             .with_handle("launch_template_version", previous))
     }
