@@ -368,6 +368,19 @@ impl EksProvider {
         op
     }
 
+    /// The cluster as DescribeCluster reports it.
+    async fn describe(&self) -> CoreResult<aws_sdk_eks::types::Cluster> {
+        Ok(self
+            .client
+            .describe_cluster()
+            .name(&self.cluster)
+            .send()
+            .await
+            .map_err(Error::sdk("DescribeCluster"))?
+            .cluster
+            .ok_or(Error::missing("DescribeCluster", "cluster"))?)
+    }
+
     /// Sends a node-group version update (an upgrade or a rollback) and returns the
     /// operation that follows it.
     async fn send_nodegroup_update(
@@ -487,15 +500,7 @@ impl UpgradeProvider for EksProvider {
     }
 
     async fn cluster(&self) -> CoreResult<ClusterInfo> {
-        let c = self
-            .client
-            .describe_cluster()
-            .name(&self.cluster)
-            .send()
-            .await
-            .map_err(Error::sdk("DescribeCluster"))?
-            .cluster
-            .ok_or(Error::missing("DescribeCluster", "cluster"))?;
+        let c = self.describe().await?;
         let control_plane = parse_version("DescribeCluster", "cluster.version", c.version())?;
         let mut pools = Vec::new();
         let mut in_progress = self
@@ -760,15 +765,7 @@ impl UpgradeProvider for EksProvider {
     }
 
     async fn rollback_offer(&self) -> CoreResult<RollbackOffer> {
-        let live = self
-            .client
-            .describe_cluster()
-            .name(&self.cluster)
-            .send()
-            .await
-            .map_err(Error::sdk("DescribeCluster"))?
-            .cluster
-            .ok_or(Error::missing("DescribeCluster", "cluster"))?;
+        let live = self.describe().await?;
         let live = parse_version("DescribeCluster", "cluster.version", live.version())?;
         let mut offer = RollbackOffer::default();
         let mut groups = Vec::new();
