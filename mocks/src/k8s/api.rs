@@ -113,13 +113,20 @@ pub(crate) fn handle(sh: &SharedRef, req: &Req) -> Resp {
         ["api"] if req.method == Method::GET => {
             h::json(200, &discovery::core_versions(&sh.address.to_string()))
         }
-        ["apis"] if req.method == Method::GET => h::json(200, &discovery::group_list(minor)),
-        ["api", "v1"] if req.method == Method::GET => {
-            ok_or_404(discovery::resource_list(minor, "", "v1"))
+        ["apis"] if req.method == Method::GET => {
+            h::json(200, &discovery::group_list(minor, &sh.lock().customs))
         }
-        ["apis", g] if req.method == Method::GET => ok_or_404(discovery::group(minor, g)),
+        ["api", "v1"] if req.method == Method::GET => ok_or_404(discovery::resource_list(
+            minor,
+            &sh.lock().customs,
+            "",
+            "v1",
+        )),
+        ["apis", g] if req.method == Method::GET => {
+            ok_or_404(discovery::group(minor, &sh.lock().customs, g))
+        }
         ["apis", g, v] if req.method == Method::GET => {
-            ok_or_404(discovery::resource_list(minor, g, v))
+            ok_or_404(discovery::resource_list(minor, &sh.lock().customs, g, v))
         }
         ["api", "v1", rest @ ..] => resource(sh, req, &who, "", "v1", rest),
         ["apis", g, v, rest @ ..] => resource(sh, req, &who, g, v, rest),
@@ -138,7 +145,13 @@ fn ok_or_404(v: Option<Value>) -> Resp {
     }
 }
 
-fn parse_target(group: &str, version: &str, rest: &[&str], minor: u32) -> Result<Target, ApiError> {
+fn parse_target(
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    minor: u32,
+    customs: &super::custom::Customs,
+) -> Result<Target, ApiError> {
     let (ns, rest) = match rest {
         ["namespaces", ns, r, tail @ ..] if !matches!(*r, "status" | "finalize") => {
             (Some(ns.to_string()), [&[*r][..], tail].concat())
@@ -148,8 +161,9 @@ fn parse_target(group: &str, version: &str, rest: &[&str], minor: u32) -> Result
     if rest.is_empty() || rest.len() > 3 {
         return Err(ApiError::no_route());
     }
-    let (res, sv) =
-        resources::lookup(group, version, rest[0], minor).ok_or_else(ApiError::no_route)?;
+    let (res, sv) = resources::lookup(group, version, rest[0], minor)
+        .or_else(|| customs.lookup(group, version, rest[0]))
+        .ok_or_else(ApiError::no_route)?;
     let d = def(res);
     if ns.is_some() && !d.namespaced {
         return Err(ApiError::no_route());
@@ -198,8 +212,12 @@ fn resource(
     version: &str,
     rest: &[&str],
 ) -> Resp {
-    let minor = sh.lock().minor();
-    let t = match parse_target(group, version, rest, minor) {
+    let (minor, parsed) = {
+        let c = sh.lock();
+        let minor = c.minor();
+        (minor, parse_target(group, version, rest, minor, &c.customs))
+    };
+    let t = match parsed {
         Ok(t) => t,
         Err(e) => return h::error(&e),
     };
@@ -884,9 +902,19 @@ fn patch_object(
     let ct = req.header(header::CONTENT_TYPE);
     let kind =
         PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+    let d = def(t.res);
+    if d.custom.is_some() && kind == PatchType::Strategic {
+        // Custom resources have no patch strategies: upstream refuses the content type.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {ct:?})"
+            ),
+        ));
+    }
     let body = patch::parse_body(kind, &req.body)?;
     let mut c = sh.lock();
-    let d = def(t.res);
     let Some(cur) = c.get(t.res, t.ns_key(), name) else {
         if kind == PatchType::Apply && sub.is_none() {
             // Server-side apply creates what does not exist.

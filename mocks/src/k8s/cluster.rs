@@ -179,6 +179,8 @@ pub(crate) struct Cluster {
     pub failing_checks: BTreeSet<String>,
     pub deprecated_used: BTreeSet<DeprecatedUse>,
     pub wake: Arc<Notify>,
+    /// What the established CustomResourceDefinitions serve.
+    pub customs: super::custom::Customs,
     ip_counter: u32,
 }
 
@@ -212,6 +214,7 @@ impl Cluster {
             failing_checks: BTreeSet::new(),
             deprecated_used: BTreeSet::new(),
             wake: Arc::new(Notify::new()),
+            customs: super::custom::Customs::default(),
             ip_counter: 0,
         }
     }
@@ -342,6 +345,11 @@ impl Cluster {
             ids::PDBS => {
                 for s in [prev, new].into_iter().flatten() {
                     self.dirty.pdb_namespaces.insert(s.meta.namespace.clone());
+                }
+            }
+            _ if Some(res) == super::custom::crd_resource() => {
+                if let Some(name) = new.or(prev).map(|s| s.meta.name.clone()) {
+                    self.crd_changed(new, &name);
                 }
             }
             _ => wake = false,
@@ -495,6 +503,9 @@ impl Cluster {
             return Err(ApiError::already_exists(d, &name));
         }
         validate(res, &v, &name)?;
+        if d.custom.is_some() {
+            super::custom::admit(d, d.versions[0].version, &mut v, &name)?;
+        }
         let now = self.now_str();
         let uid = self.rng.uuid();
         let md = objects::obj_mut(&mut v, "metadata");
@@ -505,7 +516,7 @@ impl Cluster {
         md.remove("resourceVersion");
         md.remove("managedFields");
         md.remove("selfLink");
-        if v.get("spec").is_some() && res != ids::PODS {
+        if (v.get("spec").is_some() && res != ids::PODS) || d.custom.is_some() {
             objects::set(&mut v, "metadata.generation", json!(1));
         }
         if let Some(o) = v.as_object_mut() {
@@ -686,9 +697,12 @@ impl Cluster {
             o.insert("apiVersion".into(), json!(d.storage_api_version()));
             o.insert("kind".into(), json!(d.kind));
         }
-        if part == Part::Main && res != ids::PODS && new.get("spec") != oldv.get("spec") {
+        if part == Part::Main && res != ids::PODS && spec_changed(d, &oldv, &new) {
             let g = objects::int(&oldv, "metadata.generation").unwrap_or(0) + 1;
             objects::set(&mut new, "metadata.generation", json!(g));
+        }
+        if d.custom.is_some() {
+            super::custom::admit(d, d.versions[0].version, &mut new, name)?;
         }
         if part == Part::Main {
             validate(res, &new, name)?;
@@ -856,7 +870,7 @@ impl Cluster {
     }
 
     fn orphan_dependents(&mut self, owner_uid: &str) {
-        for res in 0..super::resources::RESOURCES.len() {
+        for res in self.store.resources() {
             let hits: Vec<Value> = self
                 .store
                 .table(res)
@@ -885,7 +899,7 @@ impl Cluster {
     /// Deletes objects whose owners are all gone (background cascading deletion).
     pub(crate) fn collect_garbage(&mut self) {
         while let Some(uid) = self.dirty.gc_uids.pop() {
-            for res in 0..super::resources::RESOURCES.len() {
+            for res in self.store.resources() {
                 let candidates: Vec<ObjKey> = if res == ids::PODS {
                     self.store.pods_owned_by(&uid)
                 } else {
@@ -930,6 +944,24 @@ impl Cluster {
         };
         self.store.table(res).values().any(|o| o.meta.uid == uid)
     }
+}
+
+/// Whether a write changes what `metadata.generation` counts: the spec of built-in kinds,
+/// everything but metadata and status of custom ones.
+fn spec_changed(d: &super::resources::ResourceDef, old: &Value, new: &Value) -> bool {
+    if d.custom.is_none() {
+        return new.get("spec") != old.get("spec");
+    }
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            for k in ["metadata", "status", "apiVersion", "kind"] {
+                o.remove(k);
+            }
+        }
+        v
+    };
+    strip(old) != strip(new)
 }
 
 fn has_owner(s: &Stored, uid: &str) -> bool {

@@ -30,7 +30,7 @@ use super::cluster::node_ready;
 use super::faults::{Fault, FaultId};
 use super::http::{self as h, Req, Resp};
 use super::objects::s;
-use super::resources::{RESOURCES, ids};
+use super::resources::ids;
 use super::scenario::Node;
 use super::shared::SharedRef;
 use crate::Error;
@@ -94,11 +94,17 @@ fn run(sh: &SharedRef, req: &Req) -> Result<Resp, Error> {
                         "unschedulable": v.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false)})
                 })
                 .collect();
-            let counts: serde_json::Map<String, Value> = RESOURCES
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| c.store.count(*i) > 0)
-                .map(|(i, d)| (d.qualified(), json!(c.store.count(i))))
+            let counts: serde_json::Map<String, Value> = c
+                .store
+                .resources()
+                .into_iter()
+                .filter(|r| c.store.count(*r) > 0)
+                .map(|r| {
+                    (
+                        super::resources::def(r).qualified(),
+                        json!(c.store.count(r)),
+                    )
+                })
                 .collect();
             h::json(
                 200,

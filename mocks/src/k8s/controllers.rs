@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::cluster::{Cluster, DeleteOpts, DeletedVia, Task, finalizers, node_ready};
 use super::objects::{self, s};
-use super::resources::{RESOURCES, def, ids};
+use super::resources::{def, ids};
 use super::scheduling::NodeFacts;
 use super::store::Stored;
 
@@ -301,7 +301,7 @@ impl Cluster {
             return;
         }
         let mut left = 0usize;
-        for res in 0..RESOURCES.len() {
+        for res in self.store.resources() {
             if !def(res).namespaced {
                 continue;
             }
@@ -319,7 +319,10 @@ impl Cluster {
                 }
             }
         }
-        let remaining: usize = (0..RESOURCES.len())
+        let remaining: usize = self
+            .store
+            .resources()
+            .into_iter()
             .filter(|r| def(*r).namespaced)
             .map(|r| self.store.list(r, Some(ns)).count())
             .sum();

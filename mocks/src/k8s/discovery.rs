@@ -3,7 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::resources::{RESOURCES, ResourceDef, group_version_served, served_groups};
+use super::custom::Customs;
+use super::resources::{
+    RESOURCES, ResourceDef, group_version_served, served_groups, version_priority,
+};
 
 const VERBS: &[&str] = &[
     "create",
@@ -45,9 +48,31 @@ fn group_doc(group: &str, versions: &[&str]) -> Value {
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(json!({}))})
 }
 
+/// Built-in groups, then the groups of custom resources, each with its versions preferred
+/// first.
+fn all_groups(minor: u32, customs: &Customs) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out = served_groups(minor);
+    for (_, d) in customs.all() {
+        let idx = match out.iter().position(|(g, _)| *g == d.group) {
+            Some(i) => i,
+            None => {
+                out.push((d.group, Vec::new()));
+                out.len() - 1
+            }
+        };
+        for v in d.versions {
+            if !out[idx].1.contains(&v.version) {
+                out[idx].1.push(v.version);
+            }
+        }
+        out[idx].1.sort_by_key(|v| version_priority(v));
+    }
+    out
+}
+
 /// `/apis`.
-pub(crate) fn group_list(minor: u32) -> Value {
-    let groups: Vec<Value> = served_groups(minor)
+pub(crate) fn group_list(minor: u32, customs: &Customs) -> Value {
+    let groups: Vec<Value> = all_groups(minor, customs)
         .iter()
         .map(|(g, vs)| group_doc(g, vs))
         .collect();
@@ -55,8 +80,8 @@ pub(crate) fn group_list(minor: u32) -> Value {
 }
 
 /// `/apis/{group}`.
-pub(crate) fn group(minor: u32, name: &str) -> Option<Value> {
-    served_groups(minor)
+pub(crate) fn group(minor: u32, customs: &Customs, name: &str) -> Option<Value> {
+    all_groups(minor, customs)
         .into_iter()
         .find(|(g, _)| *g == name)
         .map(|(g, vs)| {
@@ -70,12 +95,26 @@ pub(crate) fn group(minor: u32, name: &str) -> Option<Value> {
 }
 
 /// `/api/v1` or `/apis/{group}/{version}`.
-pub(crate) fn resource_list(minor: u32, group: &str, version: &str) -> Option<Value> {
-    if !group_version_served(group, version, minor) {
+pub(crate) fn resource_list(
+    minor: u32,
+    customs: &Customs,
+    group: &str,
+    version: &str,
+) -> Option<Value> {
+    let custom: Vec<&ResourceDef> = customs
+        .all()
+        .map(|(_, d)| d)
+        .filter(|d| d.group == group && d.version(version).is_some())
+        .collect();
+    if !group_version_served(group, version, minor) && custom.is_empty() {
         return None;
     }
     let mut out = Vec::new();
-    for d in RESOURCES.iter().filter(|d| d.group == group) {
+    for d in RESOURCES
+        .iter()
+        .filter(|d| d.group == group)
+        .chain(custom.into_iter())
+    {
         if !d.version(version).is_some_and(|v| v.served_in(minor)) {
             continue;
         }
@@ -133,7 +172,7 @@ mod tests {
 
     #[test]
     fn eviction_is_listed_as_policy_v1() {
-        let l = resource_list(33, "", "v1").unwrap();
+        let l = resource_list(33, &Customs::default(), "", "v1").unwrap();
         let ev = l["resources"]
             .as_array()
             .unwrap()
@@ -148,9 +187,9 @@ mod tests {
             ),
             (Some("policy"), Some("v1"), Some("Eviction"))
         );
-        assert!(resource_list(25, "policy", "v1beta1").is_none());
-        assert!(resource_list(24, "policy", "v1beta1").is_some());
-        let groups = group_list(24);
+        assert!(resource_list(25, &Customs::default(), "policy", "v1beta1").is_none());
+        assert!(resource_list(24, &Customs::default(), "policy", "v1beta1").is_some());
+        let groups = group_list(24, &Customs::default());
         assert!(
             groups["groups"]
                 .as_array()

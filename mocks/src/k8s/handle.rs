@@ -564,7 +564,7 @@ impl SimHandle {
     /// One object by resource (`pods`, `Pod`, `po`, `deployments.apps`…), namespace and name,
     /// as stored (storage version). `None` if absent or the resource is unknown.
     pub fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
-        let res = resources::find(resource)?;
+        let res = self.find_resource(resource)?;
         let ns = if def(res).namespaced {
             namespace.unwrap_or("default")
         } else {
@@ -589,7 +589,7 @@ impl SimHandle {
 
     /// All objects of a resource (in `namespace`, or everywhere when `None`), in key order.
     pub fn list(&self, resource: &str, namespace: Option<&str>) -> Vec<Value> {
-        let Some(res) = resources::find(resource) else {
+        let Some(res) = self.find_resource(resource) else {
             return Vec::new();
         };
         self.sh()
@@ -622,7 +622,13 @@ impl SimHandle {
 
     /// How many objects of a resource exist (cheap, for large scenarios).
     pub fn count(&self, resource: &str) -> usize {
-        resources::find(resource).map_or(0, |r| self.sh().lock().store.count(r))
+        self.find_resource(resource)
+            .map_or(0, |r| self.sh().lock().store.count(r))
+    }
+
+    /// A built-in resource, else one an established CRD defines.
+    fn find_resource(&self, resource: &str) -> Option<super::resources::ResId> {
+        resources::find(resource).or_else(|| self.sh().lock().customs.find(resource))
     }
 
     /// Every pod deletion so far (eviction, DELETE, controllers…), in order.

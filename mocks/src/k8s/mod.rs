@@ -82,6 +82,7 @@ mod cluster;
 mod control;
 mod controllers;
 mod convert;
+mod custom;
 mod discovery;
 mod disruption;
 mod events;

@@ -44,10 +44,50 @@ pub(crate) struct ResourceDef {
     pub scale: bool,
     /// A review (`SelfSubjectAccessReview`…): only `create`, answered and never stored.
     pub review: bool,
+    /// Schemas and printer columns, for a resource a CustomResourceDefinition defines.
+    pub custom: Option<&'static super::custom::CustomSpec>,
 }
 
-/// Index of a resource in [`RESOURCES`].
-pub(crate) type ResId = usize;
+/// A resource: a built-in one of [`RESOURCES`] (by index) or one a CustomResourceDefinition
+/// defines (leaked once per definition change, so ids stay `Copy`). Custom ids are the same
+/// resource when group and plural match, so objects stored under an older definition stay
+/// reachable after the CRD changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum ResId {
+    Builtin(usize),
+    Custom(&'static ResourceDef),
+}
+
+impl PartialEq for ResourceDef {
+    fn eq(&self, other: &Self) -> bool {
+        (self.group, self.plural) == (other.group, other.plural)
+    }
+}
+
+impl Eq for ResourceDef {}
+
+impl std::hash::Hash for ResourceDef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.group, self.plural).hash(state);
+    }
+}
+
+impl PartialOrd for ResourceDef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ResourceDef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.group, self.plural).cmp(&(other.group, other.plural))
+    }
+}
+
+/// Every built-in resource's id, in [`RESOURCES`] order.
+pub(crate) fn builtin_ids() -> impl Iterator<Item = ResId> {
+    (0..RESOURCES.len()).map(ResId::Builtin)
+}
 
 impl ResourceDef {
     /// `v1` for core, `group/version` otherwise.
@@ -134,6 +174,7 @@ const fn res(
         status: false,
         scale: false,
         review: false,
+        custom: None,
     }
 }
 
@@ -561,26 +602,29 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
 /// Resource ids used by typed logic.
 pub(crate) mod ids {
     use super::ResId;
-    pub const NAMESPACES: ResId = 0;
-    pub const NODES: ResId = 1;
-    pub const PODS: ResId = 2;
-    pub const PVCS: ResId = 3;
-    pub const EVENTS: ResId = 10;
-    pub const DEPLOYMENTS: ResId = 11;
-    pub const REPLICASETS: ResId = 12;
-    pub const STATEFULSETS: ResId = 13;
-    pub const DAEMONSETS: ResId = 14;
-    pub const PDBS: ResId = 21;
-    pub const PRIORITYCLASSES: ResId = 24;
-    pub const LEASES: ResId = 25;
-    pub const CLUSTERROLES: ResId = 28;
-    pub const CLUSTERROLEBINDINGS: ResId = 29;
-    pub const ROLES: ResId = 30;
-    pub const ROLEBINDINGS: ResId = 31;
+    pub const NAMESPACES: ResId = ResId::Builtin(0);
+    pub const NODES: ResId = ResId::Builtin(1);
+    pub const PODS: ResId = ResId::Builtin(2);
+    pub const PVCS: ResId = ResId::Builtin(3);
+    pub const EVENTS: ResId = ResId::Builtin(10);
+    pub const DEPLOYMENTS: ResId = ResId::Builtin(11);
+    pub const REPLICASETS: ResId = ResId::Builtin(12);
+    pub const STATEFULSETS: ResId = ResId::Builtin(13);
+    pub const DAEMONSETS: ResId = ResId::Builtin(14);
+    pub const PDBS: ResId = ResId::Builtin(21);
+    pub const PRIORITYCLASSES: ResId = ResId::Builtin(24);
+    pub const LEASES: ResId = ResId::Builtin(25);
+    pub const CLUSTERROLES: ResId = ResId::Builtin(28);
+    pub const CLUSTERROLEBINDINGS: ResId = ResId::Builtin(29);
+    pub const ROLES: ResId = ResId::Builtin(30);
+    pub const ROLEBINDINGS: ResId = ResId::Builtin(31);
 }
 
 pub(crate) fn def(id: ResId) -> &'static ResourceDef {
-    &RESOURCES[id]
+    match id {
+        ResId::Builtin(i) => &RESOURCES[i],
+        ResId::Custom(d) => d,
+    }
 }
 
 /// The resource served at `group`/`version`/`plural` on `minor`.
@@ -596,7 +640,7 @@ pub(crate) fn lookup(
         }
         d.version(version)
             .filter(|v| v.served_in(minor))
-            .map(|v| (id, v))
+            .map(|v| (ResId::Builtin(id), v))
     })
 }
 
@@ -605,6 +649,7 @@ pub(crate) fn by_kind(group: &str, kind: &str) -> Option<ResId> {
     RESOURCES
         .iter()
         .position(|d| d.group == group && d.kind == kind)
+        .map(ResId::Builtin)
 }
 
 /// Finds a resource by any name a user would type: plural, singular, kind or short name,
@@ -615,13 +660,14 @@ pub(crate) fn find(name: &str) -> Option<ResId> {
         Some((b, g)) => (b.to_string(), Some(g.to_string())),
         None => (lower.clone(), None),
     };
-    RESOURCES.iter().position(|d| {
+    let found = RESOURCES.iter().position(|d| {
         group.as_deref().is_none_or(|g| g == d.group)
             && (d.plural == base
                 || d.singular == base
                 || d.kind.eq_ignore_ascii_case(&base)
                 || d.short_names.contains(&base.as_str()))
-    })
+    });
+    found.map(ResId::Builtin)
 }
 
 /// `true` if `group/version` serves anything on `minor`.
@@ -657,7 +703,7 @@ pub(crate) fn served_groups(minor: u32) -> Vec<(&'static str, Vec<&'static str>)
 }
 
 /// Upstream's version ordering: GA (highest major first), then beta, then alpha.
-fn version_priority(v: &str) -> (u8, i64, i64) {
+pub(crate) fn version_priority(v: &str) -> (u8, i64, i64) {
     let rest = v.trim_start_matches('v');
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     let major: i64 = digits.parse().unwrap_or(0);

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::resources::{RESOURCES, ResId, ids};
+use super::resources::{ResId, builtin_ids, ids};
 
 /// `(namespace, name)`; the namespace is empty for cluster-scoped objects. Sorting by this key
 /// gives upstream's list order (by namespace, then name) and stable pagination.
@@ -149,7 +149,7 @@ pub(crate) struct Change {
 
 /// All objects, indexes and the change history.
 pub(crate) struct Store {
-    tables: Vec<BTreeMap<ObjKey, Arc<Stored>>>,
+    tables: BTreeMap<ResId, BTreeMap<ObjKey, Arc<Stored>>>,
     pods_by_node: HashMap<String, BTreeSet<ObjKey>>,
     pods_by_owner: HashMap<String, BTreeSet<ObjKey>>,
     rv: u64,
@@ -164,7 +164,7 @@ impl Store {
     pub(crate) fn new(history_cap: usize) -> Store {
         let (tx, _) = broadcast::channel(16_384);
         Store {
-            tables: RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
+            tables: builtin_ids().map(|r| (r, BTreeMap::new())).collect(),
             pods_by_node: HashMap::new(),
             pods_by_owner: HashMap::new(),
             rv: 1,
@@ -185,15 +185,25 @@ impl Store {
     }
 
     pub(crate) fn get(&self, res: ResId, ns: &str, name: &str) -> Option<&Arc<Stored>> {
-        self.tables[res].get(&(ns.to_string(), name.to_string()))
+        self.table(res).get(&(ns.to_string(), name.to_string()))
     }
 
     pub(crate) fn table(&self, res: ResId) -> &BTreeMap<ObjKey, Arc<Stored>> {
-        &self.tables[res]
+        static EMPTY: BTreeMap<ObjKey, Arc<Stored>> = BTreeMap::new();
+        self.tables.get(&res).unwrap_or(&EMPTY)
+    }
+
+    fn table_mut(&mut self, res: ResId) -> &mut BTreeMap<ObjKey, Arc<Stored>> {
+        self.tables.entry(res).or_default()
     }
 
     pub(crate) fn count(&self, res: ResId) -> usize {
-        self.tables[res].len()
+        self.table(res).len()
+    }
+
+    /// Every resource that has a table: the built-in ones and custom ones written so far.
+    pub(crate) fn resources(&self) -> Vec<ResId> {
+        self.tables.keys().copied().collect()
     }
 
     /// Objects of `res` in namespace `ns` (all namespaces when `None`), in key order.
@@ -203,9 +213,9 @@ impl Store {
         ns: Option<&'a str>,
     ) -> Box<dyn Iterator<Item = &'a Arc<Stored>> + 'a> {
         match ns {
-            None => Box::new(self.tables[res].values()),
+            None => Box::new(self.table(res).values()),
             Some(ns) => Box::new(
-                self.tables[res]
+                self.table(res)
                     .range((ns.to_string(), String::new())..)
                     .take_while(move |((n, _), _)| n == ns)
                     .map(|(_, v)| v),
@@ -281,7 +291,7 @@ impl Store {
         set_rv(&mut v, rv);
         let s = Arc::new(Stored::new(res, &v, rv));
         self.index(res, &s, true);
-        if let Some(old) = self.tables[res].insert(s.key(), s.clone()) {
+        if let Some(old) = self.table_mut(res).insert(s.key(), s.clone()) {
             self.index(res, &old, false);
         }
         self.oldest_rv = self.rv;
@@ -294,7 +304,7 @@ impl Store {
         let rv = self.rv;
         set_rv(&mut v, rv);
         let s = Arc::new(Stored::new(res, &v, rv));
-        let prev = self.tables[res].insert(s.key(), s.clone());
+        let prev = self.table_mut(res).insert(s.key(), s.clone());
         if let Some(old) = &prev {
             self.index(res, old, false);
         }
@@ -316,7 +326,9 @@ impl Store {
 
     /// Removes an object; the DELETED event carries it at the deletion's resourceVersion.
     pub(crate) fn remove(&mut self, res: ResId, ns: &str, name: &str) -> Option<Arc<Stored>> {
-        let old = self.tables[res].remove(&(ns.to_string(), name.to_string()))?;
+        let old = self
+            .table_mut(res)
+            .remove(&(ns.to_string(), name.to_string()))?;
         self.index(res, &old, false);
         self.rv += 1;
         let rv = self.rv;

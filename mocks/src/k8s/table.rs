@@ -5,8 +5,9 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use super::clock::parse_time;
+use super::custom::columns;
 use super::objects::{self, s};
-use super::resources::{ResId, def, ids};
+use super::resources::{ResId, ResourceDef, def, ids};
 
 /// What each row carries besides its cells (`?includeObject=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,48 @@ const NAME: Col = Col {
 };
 const AGE: Col = col("Age", "string", 0);
 
+/// Columns of a custom resource: Name, then its printer columns (Age when it declares none).
+fn custom_columns(d: &'static ResourceDef) -> Option<Vec<Col>> {
+    let spec = d.custom?;
+    let Some(cols) = columns::of(spec, d.versions[0].version) else {
+        return Some(vec![NAME, col("Age", "date", 0)]);
+    };
+    let mut out = vec![NAME];
+    out.extend(cols.iter().map(|c| Col {
+        name: c.name.as_str(),
+        ty: c.kind.as_str(),
+        format: c.format.as_str(),
+        priority: u8::try_from(c.priority).unwrap_or(0),
+    }));
+    Some(out)
+}
+
+fn custom_cells(d: &'static ResourceDef, v: &Value, now: Timestamp) -> Option<Vec<Value>> {
+    let spec = d.custom?;
+    let mut out = vec![json!(s(v, "metadata.name"))];
+    let Some(cols) = columns::of(spec, d.versions[0].version) else {
+        out.push(age(v, now));
+        return Some(out);
+    };
+    for c in cols {
+        let value = columns::eval(v, &c.json_path);
+        // Date columns print as an age, like kubectl's printer does for them.
+        let cell = match (
+            c.kind.as_str(),
+            value.and_then(Value::as_str).and_then(parse_time),
+        ) {
+            ("date", Some(t)) => json!(human_duration(now.duration_since(t).as_secs())),
+            _ => columns::cell(c, value),
+        };
+        out.push(cell);
+    }
+    Some(out)
+}
+
 fn columns(res: ResId) -> Vec<Col> {
+    if let Some(cols) = custom_columns(def(res)) {
+        return cols;
+    }
     match res {
         ids::PODS => vec![
             NAME,
@@ -344,6 +386,9 @@ fn pod_status(v: &Value) -> String {
 }
 
 fn cells(res: ResId, v: &Value, now: Timestamp) -> Vec<Value> {
+    if let Some(cells) = custom_cells(def(res), v, now) {
+        return cells;
+    }
     let name = json!(s(v, "metadata.name"));
     let i = |p: &str| objects::int(v, p).unwrap_or(0);
     match res {

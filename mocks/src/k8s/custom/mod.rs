@@ -1,0 +1,141 @@
+//! Custom resources: what each established CustomResourceDefinition serves, per simulator.
+//!
+//! A CRD write turns its spec into a [`ResourceDef`] (leaked once per change of what it
+//! serves, so resource ids stay `Copy` like the built-in ones) and records it in the cluster's
+//! [`Customs`]; lookups, discovery, tables and validation then treat it like a built-in kind.
+
+pub(crate) mod columns;
+mod definition;
+mod schema;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::resources::{ResId, ResourceDef, ServedVersion};
+
+pub(crate) use definition::{accepted_status, parse};
+pub(crate) use schema::admit;
+
+/// An `additionalPrinterColumns` entry.
+#[derive(Debug)]
+pub(crate) struct PrinterColumn {
+    pub name: String,
+    pub kind: String,
+    pub format: String,
+    pub json_path: String,
+    pub priority: i64,
+}
+
+/// What a CRD adds to a [`ResourceDef`]: schemas and printer columns per version.
+#[derive(Debug)]
+pub(crate) struct CustomSpec {
+    /// `openAPIV3Schema` by version (absent: anything goes).
+    pub schemas: BTreeMap<String, Value>,
+    pub columns: BTreeMap<String, Vec<PrinterColumn>>,
+}
+
+/// The custom resources one simulator serves, by CRD name.
+#[derive(Debug, Default)]
+pub(crate) struct Customs {
+    by_crd: BTreeMap<String, ResId>,
+}
+
+impl Customs {
+    /// Serves `def` for the CRD `crd`, replacing what it served before.
+    pub(crate) fn register(&mut self, crd: &str, def: ResourceDef) -> ResId {
+        let id = ResId::Custom(Box::leak(Box::new(def)));
+        self.by_crd.insert(crd.to_string(), id);
+        id
+    }
+
+    /// Stops serving what `crd` defined; the id, to delete its objects.
+    pub(crate) fn unregister(&mut self, crd: &str) -> Option<ResId> {
+        self.by_crd.remove(crd)
+    }
+
+    /// The id now serving `crd`.
+    pub(crate) fn get(&self, crd: &str) -> Option<ResId> {
+        self.by_crd.get(crd).copied()
+    }
+
+    /// Every custom resource served.
+    pub(crate) fn all(&self) -> impl Iterator<Item = (ResId, &'static ResourceDef)> + '_ {
+        self.by_crd
+            .values()
+            .map(|id| (*id, super::resources::def(*id)))
+    }
+
+    /// The custom resource at `group`/`version`/`plural`.
+    pub(crate) fn lookup(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<(ResId, &'static ServedVersion)> {
+        self.all()
+            .find(|(_, d)| d.group == group && d.plural == plural)
+            .and_then(|(id, d)| d.version(version).map(|v| (id, v)))
+    }
+
+    /// A custom resource by any name a user would type (plural, singular, kind or short
+    /// name, optionally qualified with its group), case-insensitively.
+    pub(crate) fn find(&self, name: &str) -> Option<ResId> {
+        let lower = name.to_ascii_lowercase();
+        let (base, group) = match lower.split_once('.') {
+            Some((b, g)) => (b, Some(g)),
+            None => (lower.as_str(), None),
+        };
+        self.all()
+            .find(|(_, d)| {
+                group.is_none_or(|g| g == d.group)
+                    && (d.plural == base
+                        || d.singular == base
+                        || d.kind.eq_ignore_ascii_case(base)
+                        || d.short_names.contains(&base))
+            })
+            .map(|(id, _)| id)
+    }
+}
+
+/// The CustomResourceDefinition resource.
+pub(crate) fn crd_resource() -> Option<ResId> {
+    super::resources::by_kind("apiextensions.k8s.io", "CustomResourceDefinition")
+}
+
+impl super::cluster::Cluster {
+    /// Follows a CRD write: serves what it defines and marks it accepted and established, as
+    /// the apiextensions controllers do; a deleted CRD takes its custom objects with it.
+    pub(crate) fn crd_changed(&mut self, new: Option<&super::store::Stored>, name: &str) {
+        let Some(new) = new else {
+            if let Some(id) = self.customs.unregister(name) {
+                let keys: Vec<_> = self.store.table(id).keys().cloned().collect();
+                for (ns, obj) in keys {
+                    self.purge(id, &ns, &obj);
+                }
+            }
+            return;
+        };
+        let v = new.value();
+        let Ok(def) = parse(&v) else {
+            return;
+        };
+        let current = self.customs.get(name).map(super::resources::def);
+        if current.is_none_or(|c| !same_definition(c, &def)) {
+            self.customs.register(name, def);
+        }
+        let status = accepted_status(&v, &self.now_str());
+        if v.get("status") != Some(&status) {
+            let mut with = v;
+            with["status"] = status;
+            if let Some(crd) = crd_resource() {
+                self.put(crd, with);
+            }
+        }
+    }
+}
+
+/// `true` when `a` serves exactly what `b` does (no need to leak a new definition).
+fn same_definition(a: &ResourceDef, b: &ResourceDef) -> bool {
+    format!("{a:?}") == format!("{b:?}")
+}
