@@ -110,11 +110,7 @@ pub(crate) fn resource_list(
         return None;
     }
     let mut out = Vec::new();
-    for d in RESOURCES
-        .iter()
-        .filter(|d| d.group == group)
-        .chain(custom.into_iter())
-    {
+    for d in RESOURCES.iter().filter(|d| d.group == group).chain(custom) {
         if !d.version(version).is_some_and(|v| v.served_in(minor)) {
             continue;
         }
