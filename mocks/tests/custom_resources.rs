@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::{WatchStreamExt, watcher};
-use kup_mocks::k8s::{Scenario, SimConfig, SimHandle, Simulator};
+use kup_mocks::k8s::{Scenario, SimConfig, SimHandle, Simulator, User};
 use serde_json::{Value, json};
 
 fn code<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> u16 {
@@ -383,5 +383,71 @@ async fn watcher_and_controller_see_custom_objects() {
     let late = fleets.get("late").await.unwrap();
     assert_eq!(late.metadata.generation, Some(2));
     handle.abort();
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_objects_and_rbac_for_custom_resources() {
+    // A scenario may carry a CRD and objects of its kind; RBAC names its group and plural.
+    let scenario = Scenario::small()
+        .user(User::new("operator"))
+        .object(crd())
+        .object(json!({"apiVersion": "kup.dev/v1alpha1", "kind": "Fleet",
+            "metadata": {"name": "seeded", "namespace": "default"}, "spec": {"target": "1.34"}}))
+        .object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "fleet-operator", "namespace": "default"},
+            "rules": [
+                {"apiGroups": ["kup.dev"], "resources": ["fleets"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["kup.dev"], "resources": ["fleets/status"], "verbs": ["patch"]}]}))
+        .object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "fleet-operator", "namespace": "default"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "fleet-operator"},
+            "subjects": [{"kind": "User", "name": "operator"}]}));
+    let sim = Simulator::start(scenario, SimConfig::fast()).await.unwrap();
+    assert!(sim.get("fleets", Some("default"), "seeded").is_some());
+    let as_operator: Api<DynamicObject> = Api::namespaced_with(
+        sim.client_as("operator").unwrap(),
+        "default",
+        &fleet_resource(),
+    );
+    let listed = as_operator.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let patched = as_operator
+        .patch_status(
+            "seeded",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Seen"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.data["status"]["phase"], "Seen");
+    assert_eq!(
+        code(
+            as_operator
+                .patch(
+                    "seeded",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"target": "1.35"}}))
+                )
+                .await
+        ),
+        403
+    );
+    assert_eq!(
+        code(
+            as_operator
+                .create(&PostParams::default(), &fleet("new", "1.34"))
+                .await
+        ),
+        403
+    );
+    // Deletecollection removes every object of the kind in the namespace.
+    let admin: Api<DynamicObject> =
+        Api::namespaced_with(sim.client().unwrap(), "default", &fleet_resource());
+    admin
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(sim.count("fleets"), 0);
     sim.shutdown().await;
 }

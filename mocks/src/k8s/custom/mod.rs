@@ -78,6 +78,13 @@ impl Customs {
             .and_then(|(id, d)| d.version(version).map(|v| (id, v)))
     }
 
+    /// The custom resource of `group` and `kind`.
+    pub(crate) fn by_kind(&self, group: &str, kind: &str) -> Option<ResId> {
+        self.all()
+            .find(|(_, d)| d.group == group && d.kind == kind)
+            .map(|(id, _)| id)
+    }
+
     /// A custom resource by any name a user would type (plural, singular, kind or short
     /// name, optionally qualified with its group), case-insensitively.
     pub(crate) fn find(&self, name: &str) -> Option<ResId> {

@@ -763,6 +763,7 @@ impl Loader<'_> {
         let kind = objects::s(o, "kind").to_string();
         let (group, version) = api.rsplit_once('/').unwrap_or(("", api.as_str()));
         let res = resources::by_kind(group, &kind)
+            .or_else(|| self.c.customs.by_kind(group, &kind))
             .ok_or_else(|| format!("{api} {kind} is not stored by the simulator"))?;
         let mut v = o.clone();
         annotate_applied(&mut v);

@@ -450,6 +450,13 @@ impl Scenario {
                 return Err(Error::scenario(f("metadata.name"), "required"));
             }
             let (group, ver) = api.rsplit_once('/').unwrap_or(("", api));
+            if self.objects[..i]
+                .iter()
+                .any(|c| defines(c, group, ver, kind))
+            {
+                // A kind an earlier CustomResourceDefinition of the scenario serves.
+                continue;
+            }
             let Some(res) = resources::by_kind(group, kind) else {
                 return Err(Error::scenario(
                     f("kind"),
@@ -479,6 +486,17 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// `true` if `crd` is a CustomResourceDefinition serving `group`/`version` `kind`.
+fn defines(crd: &Value, group: &str, version: &str, kind: &str) -> bool {
+    crd["kind"] == "CustomResourceDefinition"
+        && crd["spec"]["group"] == group
+        && crd["spec"]["names"]["kind"] == kind
+        && crd["spec"]["versions"].as_array().is_some_and(|vs| {
+            vs.iter()
+                .any(|v| v["name"] == version && v["served"].as_bool() == Some(true))
+        })
 }
 
 const NODE_CONDITIONS: &[&str] = &[
