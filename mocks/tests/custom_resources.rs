@@ -295,9 +295,38 @@ async fn crd_serves_its_kind_until_deleted() {
         "customresourcedefinitions",
     );
     let crds: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    // A finalizer on an object holds the CRD (Terminating) until it is removed.
+    fleets
+        .patch(
+            "a",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"finalizers": ["kup.dev/cleanup"]}})),
+        )
+        .await
+        .unwrap();
     crds.delete("fleets.kup.dev", &DeleteParams::default())
         .await
         .unwrap();
+    let terminating = crds.get("fleets.kup.dev").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert!(
+        fleets
+            .get("a")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    fleets
+        .patch(
+            "a",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(crds.get("fleets.kup.dev").await), 404);
     assert_eq!(code(fleets.get("a").await), 404);
     assert_eq!(code(fleets.list(&ListParams::default()).await), 404);
     assert_eq!(sim.count("fleets.kup.dev"), 0);

@@ -941,7 +941,14 @@ fn patch_object(
         );
     }
     let current = out_value(t, &cur);
-    let mut patched = patch::apply(kind, &current, &body)?;
+    // Custom kinds have no merge keys: an applied configuration merges maps and replaces
+    // lists (atomic lists, the schema default), which is what a merge patch does.
+    let how = if d.custom.is_some() && kind == PatchType::Apply {
+        PatchType::Merge
+    } else {
+        kind
+    };
+    let mut patched = patch::apply(how, &current, &body)?;
     // A resourceVersion in the patch is a precondition; otherwise the patch applies to the latest.
     let explicit_rv = body
         .pointer("/metadata/resourceVersion")

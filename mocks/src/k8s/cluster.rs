@@ -352,6 +352,7 @@ impl Cluster {
                     self.crd_changed(new, &name);
                 }
             }
+            super::resources::ResId::Custom(_) if new.is_none() => self.custom_deleted(res),
             _ => wake = false,
         }
         if prev.is_some() && new.is_none() {

@@ -39,6 +39,8 @@ pub(crate) struct CustomSpec {
 #[derive(Debug, Default)]
 pub(crate) struct Customs {
     by_crd: BTreeMap<String, ResId>,
+    /// Set while a terminating CRD's objects are being deleted (no re-entrant cleanup).
+    cleaning: bool,
 }
 
 impl Customs {
@@ -110,11 +112,19 @@ pub(crate) fn crd_resource() -> Option<ResId> {
     super::resources::by_kind("apiextensions.k8s.io", "CustomResourceDefinition")
 }
 
+/// The finalizer the apiextensions controller keeps on every CRD until its objects are gone.
+pub(crate) const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
 impl super::cluster::Cluster {
-    /// Follows a CRD write: serves what it defines and marks it accepted and established, as
-    /// the apiextensions controllers do; a deleted CRD takes its custom objects with it.
+    /// Follows a CRD write as the apiextensions controllers do: serves what it defines, marks
+    /// it accepted and established (with the cleanup finalizer); once it is being deleted,
+    /// deletes its objects (their finalizers honoured) and lets it go when none is left.
     pub(crate) fn crd_changed(&mut self, new: Option<&super::store::Stored>, name: &str) {
+        let Some(crd) = crd_resource() else {
+            return;
+        };
         let Some(new) = new else {
+            // Gone (also when removed without the cleanup, e.g. a forced finalizer removal).
             if let Some(id) = self.customs.unregister(name) {
                 let keys: Vec<_> = self.store.table(id).keys().cloned().collect();
                 for (ns, obj) in keys {
@@ -124,6 +134,10 @@ impl super::cluster::Cluster {
             return;
         };
         let v = new.value();
+        if new.meta.deleting {
+            self.clean_up_crd(crd, name);
+            return;
+        }
         let Ok(def) = parse(&v) else {
             return;
         };
@@ -131,13 +145,87 @@ impl super::cluster::Cluster {
         if current.is_none_or(|c| !same_definition(c, &def)) {
             self.customs.register(name, def);
         }
-        let status = accepted_status(&v, &self.now_str());
-        if v.get("status") != Some(&status) {
-            let mut with = v;
-            with["status"] = status;
-            if let Some(crd) = crd_resource() {
-                self.put(crd, with);
+        let mut with = v.clone();
+        with["status"] = accepted_status(&v, &self.now_str());
+        let fins = super::cluster::finalizers(&v);
+        if !fins.iter().any(|f| f == CLEANUP_FINALIZER) {
+            let mut all: Vec<Value> = fins.into_iter().map(Value::String).collect();
+            all.push(Value::String(CLEANUP_FINALIZER.into()));
+            super::objects::set(&mut with, "metadata.finalizers", Value::Array(all));
+        }
+        if with != v {
+            self.put(crd, with);
+        }
+    }
+
+    /// A custom object went away: a terminating CRD may now be done.
+    pub(crate) fn custom_deleted(&mut self, res: ResId) {
+        if self.customs.cleaning {
+            return;
+        }
+        let Some(crd) = crd_resource() else {
+            return;
+        };
+        let name = self
+            .customs
+            .by_crd
+            .iter()
+            .find(|(_, id)| **id == res)
+            .map(|(n, _)| n.clone());
+        if let Some(name) = name
+            && self.get(crd, "", &name).is_some_and(|c| c.meta.deleting)
+        {
+            self.clean_up_crd(crd, &name);
+        }
+    }
+
+    fn clean_up_crd(&mut self, crd: ResId, name: &str) {
+        let Some(id) = self.customs.get(name) else {
+            return;
+        };
+        self.customs.cleaning = true;
+        let keys: Vec<_> = self.store.table(id).keys().cloned().collect();
+        for (ns, obj) in keys {
+            let deleting = self.get(id, &ns, &obj).is_some_and(|o| o.meta.deleting);
+            if !deleting {
+                let _ = self.delete(
+                    id,
+                    &ns,
+                    &obj,
+                    &super::cluster::DeleteOpts::default(),
+                    super::cluster::DeletedVia::Delete,
+                );
             }
+        }
+        self.customs.cleaning = false;
+        let Some(cur) = self.get(crd, "", name) else {
+            return;
+        };
+        let mut v = cur.value();
+        if self.store.count(id) > 0 {
+            let cond = serde_json::json!({"type": "Terminating", "status": "True",
+                "reason": "InstanceDeletionInProgress",
+                "message": "CustomResource deletion is in progress"});
+            if let Some(cs) = v
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+                && !cs.iter().any(|c| c["type"] == "Terminating")
+            {
+                cs.push(cond);
+                self.put(crd, v);
+            }
+            return;
+        }
+        let left: Vec<Value> = super::cluster::finalizers(&v)
+            .into_iter()
+            .filter(|f| f != CLEANUP_FINALIZER)
+            .map(Value::String)
+            .collect();
+        if left.is_empty() {
+            self.purge(crd, "", name);
+        } else {
+            super::objects::set(&mut v, "metadata.finalizers", Value::Array(left));
+            self.put(crd, v);
         }
     }
 }
