@@ -112,6 +112,30 @@ async fn crd_serves_its_kind_until_deleted() {
 
     let fleets = established(&sim).await;
 
+    // The CRD itself is validated: its name must be <plural>.<group>.
+    let mut wrong = crd();
+    wrong["metadata"]["name"] = json!("fleets");
+    let crd_api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    match crd_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(wrong).unwrap(),
+        )
+        .await
+    {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422);
+            assert!(s.message.contains("metadata.name"), "{}", s.message);
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+
     // Discovery lists the kind with its names and status subresource.
     let (group, _) = kube::discovery::pinned_group(&client, &"kup.dev/v1alpha1".parse().unwrap())
         .await
@@ -309,6 +333,14 @@ async fn crd_serves_its_kind_until_deleted() {
         .unwrap();
     let terminating = crds.get("fleets.kup.dev").await.unwrap();
     assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        code(
+            fleets
+                .create(&PostParams::default(), &fleet("c", "1.34"))
+                .await
+        ),
+        405
+    );
     assert!(
         fleets
             .get("a")

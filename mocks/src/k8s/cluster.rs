@@ -504,6 +504,13 @@ impl Cluster {
             return Err(ApiError::already_exists(d, &name));
         }
         validate(res, &v, &name)?;
+        if d.custom.is_some() && self.crd_terminating(res) {
+            return Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "create not allowed while custom resource definition is terminating",
+            ));
+        }
         if d.custom.is_some() {
             super::custom::admit(d, d.versions[0].version, &mut v, &name)?;
         }
@@ -1022,6 +1029,15 @@ fn validate_name(res: ResId, name: &str) -> Result<(), String> {
 /// The few validation rules clients meet in practice.
 fn validate(res: ResId, v: &Value, name: &str) -> Result<(), ApiError> {
     let d = def(res);
+    if Some(res) == super::custom::crd_resource()
+        && let Err(causes) = super::custom::check(v)
+    {
+        let errs: Vec<(&str, &str, String)> = causes
+            .iter()
+            .map(|(f, r, m)| (f.as_str(), *r, m.clone()))
+            .collect();
+        return Err(ApiError::invalid(d, name, &errs));
+    }
     match res {
         ids::PODS => {
             let n = v

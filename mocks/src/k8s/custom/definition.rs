@@ -157,3 +157,65 @@ pub(crate) fn accepted_status(crd: &Value, now: &str) -> Value {
         "storedVersions": stored,
     })
 }
+
+/// The apiextensions validation clients meet: names, group, one storage version, and a
+/// metadata.name of `<plural>.<group>`. `Err` holds the 422 causes.
+pub(crate) fn check(crd: &Value) -> Result<(), Vec<(String, &'static str, String)>> {
+    let mut causes = Vec::new();
+    let spec = &crd["spec"];
+    let text = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    for (path, field) in [
+        ("/spec/group", "spec.group"),
+        ("/spec/names/plural", "spec.names.plural"),
+        ("/spec/names/kind", "spec.names.kind"),
+    ] {
+        if text(path).is_empty() {
+            causes.push((
+                field.to_string(),
+                "FieldValueRequired",
+                "Required value".into(),
+            ));
+        }
+    }
+    let scope = text("/spec/scope");
+    if scope != "Namespaced" && scope != "Cluster" {
+        causes.push((
+            "spec.scope".into(),
+            "FieldValueNotSupported",
+            format!("Unsupported value: {scope:?}: supported values: \"Cluster\", \"Namespaced\""),
+        ));
+    }
+    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    if versions.is_empty() {
+        causes.push((
+            "spec.versions".into(),
+            "FieldValueInvalid",
+            "Invalid value: null: must have exactly one version marked as storage version".into(),
+        ));
+    } else if versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .count()
+        != 1
+    {
+        causes.push((
+            "spec.versions".into(),
+            "FieldValueInvalid",
+            "Invalid value: []apiextensions.CustomResourceDefinitionVersion{…}: must have exactly one version marked as storage version".into(),
+        ));
+    }
+    let (plural, group) = (text("/spec/names/plural"), text("/spec/group"));
+    let name = text("/metadata/name");
+    if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
+        causes.push((
+            "metadata.name".into(),
+            "FieldValueInvalid",
+            format!("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"),
+        ));
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(causes)
+    }
+}

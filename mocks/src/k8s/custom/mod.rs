@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::resources::{ResId, ResourceDef, ServedVersion};
 
-pub(crate) use definition::{accepted_status, parse};
+pub(crate) use definition::{accepted_status, check, parse};
 pub(crate) use schema::admit;
 
 /// An `additionalPrinterColumns` entry.
@@ -156,6 +156,18 @@ impl super::cluster::Cluster {
         if with != v {
             self.put(crd, with);
         }
+    }
+
+    /// `true` while the CRD serving `res` is being deleted: new objects are refused then.
+    pub(crate) fn crd_terminating(&self, res: ResId) -> bool {
+        let Some(crd) = crd_resource() else {
+            return false;
+        };
+        self.customs
+            .by_crd
+            .iter()
+            .find(|(_, id)| **id == res)
+            .is_some_and(|(n, _)| self.get(crd, "", n).is_some_and(|c| c.meta.deleting))
     }
 
     /// A custom object went away: a terminating CRD may now be done.
