@@ -69,7 +69,20 @@
 //! kubelets (`Killing`, `NodeNotSchedulable`, `NodeReady`…) and the node controller
 //! (`NodeNotReady`) record Events.
 //!
-//! Known differences from a real API server: version conversion only rewrites `apiVersion`
+//! Custom resources: a CustomResourceDefinition created through the API or a scenario is
+//! accepted and Established at once (with `status.acceptedNames` and the cleanup finalizer);
+//! its served versions then appear in discovery and its kind gets CRUD, selectors,
+//! pagination, watches, `/status` (and `/scale` on `.spec.replicas`) subresources, RBAC by
+//! group and plural, Table output with its printer columns, and its `openAPIV3Schema` for
+//! pruning, types, `required` and `enum` (422 causes name the field). Strategic merge patches
+//! answer 415; `metadata.generation` counts everything but metadata and status. Deleting the
+//! CRD deletes its objects (finalizers honoured) and refuses new ones (405) meanwhile. Each
+//! simulator keeps its own definitions.
+//!
+//! Known differences from a real API server: custom resources have no conversion webhooks,
+//! defaulting, CEL rules, or version-specific validation (the storage version's schema
+//! checks every write); no OpenAPI documents are served (so `kubectl apply` needs
+//! `--validate=false`); version conversion only rewrites `apiVersion`
 //! (plus the PDB empty-selector rule between policy/v1 and v1beta1); server-side apply is a
 //! strategic merge without field ownership; Jobs and CronJobs have no controller; RBAC has no
 //! ClusterRole aggregation; protobuf request bodies are decoded only for access reviews;

@@ -23,6 +23,20 @@ fn leak_list(v: &Value) -> &'static [&'static str] {
     Box::leak(items.into_boxed_slice())
 }
 
+/// `spec.versions`, or the single `spec.version` (with top-level subresources, schema and
+/// columns) of a v1beta1-shaped definition.
+fn versions_of(spec: &Value) -> Vec<Value> {
+    if let Some(vs) = spec["versions"].as_array().filter(|v| !v.is_empty()) {
+        return vs.clone();
+    }
+    let Some(name) = spec["version"].as_str() else {
+        return Vec::new();
+    };
+    vec![json!({"name": name, "served": true, "storage": true,
+        "subresources": spec["subresources"], "schema": {"openAPIV3Schema": spec["validation"]["openAPIV3Schema"]},
+        "additionalPrinterColumns": spec["additionalPrinterColumns"]})]
+}
+
 /// The resource `crd` defines; `Err` names what is missing (the CRD's own validation).
 pub(crate) fn parse(crd: &Value) -> Result<ResourceDef, String> {
     let spec = &crd["spec"];
@@ -37,14 +51,11 @@ pub(crate) fn parse(crd: &Value) -> Result<ResourceDef, String> {
         .as_str()
         .filter(|s| !s.is_empty())
         .map_or_else(|| kind.to_ascii_lowercase(), str::to_string);
-    let mut served: Vec<&Value> = spec["versions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|v| v["served"].as_bool().unwrap_or(false))
-                .collect()
-        })
-        .unwrap_or_default();
+    let all = versions_of(spec);
+    let mut served: Vec<&Value> = all
+        .iter()
+        .filter(|v| v["served"].as_bool().unwrap_or(false))
+        .collect();
     // The storage version first: objects are stored (and converted) through it.
     served.sort_by_key(|v| !v["storage"].as_bool().unwrap_or(false));
     let mut versions = Vec::new();
@@ -63,7 +74,10 @@ pub(crate) fn parse(crd: &Value) -> Result<ResourceDef, String> {
             removed: None,
             replacement: None,
         });
-        if let Some(s) = v.pointer("/schema/openAPIV3Schema") {
+        if let Some(s) = v
+            .pointer("/schema/openAPIV3Schema")
+            .filter(|s| s.is_object())
+        {
             schemas.insert(name.to_string(), s.clone());
         }
         let cols = v["additionalPrinterColumns"]
@@ -128,15 +142,11 @@ pub(crate) fn accepted_status(crd: &Value, now: &str) -> Value {
             .unwrap_or(now)
             .to_string()
     };
-    let storage: Vec<Value> = crd["spec"]["versions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|v| v["storage"].as_bool().unwrap_or(false))
-                .map(|v| v["name"].clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    let storage: Vec<Value> = versions_of(&crd["spec"])
+        .iter()
+        .filter(|v| v["storage"].as_bool().unwrap_or(false))
+        .map(|v| v["name"].clone())
+        .collect();
     let mut stored: Vec<Value> = crd["status"]["storedVersions"]
         .as_array()
         .cloned()
@@ -185,7 +195,7 @@ pub(crate) fn check(crd: &Value) -> Result<(), Vec<(String, &'static str, String
             format!("Unsupported value: {scope:?}: supported values: \"Cluster\", \"Namespaced\""),
         ));
     }
-    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    let versions = versions_of(spec);
     if versions.is_empty() {
         causes.push((
             "spec.versions".into(),
@@ -217,5 +227,43 @@ pub(crate) fn check(crd: &Value) -> Result<(), Vec<(String, &'static str, String
         Ok(())
     } else {
         Err(causes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn crd(spec: Value) -> Value {
+        json!({"metadata": {"name": "fleets.kup.dev"}, "spec": spec})
+    }
+
+    #[test]
+    fn storage_version_first_and_v1beta1_shape() {
+        let d = parse(&crd(json!({"group": "kup.dev", "scope": "Cluster",
+            "names": {"plural": "fleets", "kind": "Fleet"},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": false},
+                {"name": "v1", "served": true, "storage": true, "subresources": {"scale": {}}},
+                {"name": "v0", "served": false, "storage": false}]})))
+        .unwrap();
+        let names: Vec<&str> = d.versions.iter().map(|v| v.version).collect();
+        assert_eq!(names, ["v1", "v1alpha1"]);
+        assert_eq!((d.singular, d.namespaced, d.scale), ("fleet", false, true));
+        let old = crd(
+            json!({"group": "kup.dev", "scope": "Namespaced", "version": "v1beta1",
+            "names": {"plural": "fleets", "kind": "Fleet"}, "subresources": {"status": {}}}),
+        );
+        assert!(check(&old).is_ok());
+        assert!(parse(&old).unwrap().status);
+    }
+
+    #[test]
+    fn check_names_the_fields() {
+        let bad = json!({"metadata": {"name": "fleets"}, "spec": {"group": "kup.dev",
+            "scope": "Global", "names": {"plural": "fleets", "kind": "Fleet"},
+            "versions": [{"name": "v1", "served": true, "storage": false}]}});
+        let fields: Vec<String> = check(&bad).unwrap_err().into_iter().map(|c| c.0).collect();
+        assert_eq!(fields, ["spec.scope", "spec.versions", "metadata.name"]);
     }
 }
