@@ -512,3 +512,66 @@ async fn scenario_objects_and_rbac_for_custom_resources() {
     assert_eq!(sim.count("fleets"), 0);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_scoped_kind_apply_and_table() {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "clusterupgrades.kup.dev"},
+        "spec": {"group": "kup.dev", "scope": "Cluster",
+            "names": {"plural": "clusterupgrades", "kind": "ClusterUpgrade"},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let sim = Simulator::start(Scenario::small().object(crd), SimConfig::fast())
+        .await
+        .unwrap();
+    let client = sim.client().unwrap();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kup.dev", "v1alpha1", "ClusterUpgrade"),
+        "clusterupgrades",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    // Server-side apply creates the object, then merges into it; unknown fields are kept.
+    let body = json!({"apiVersion": "kup.dev/v1alpha1", "kind": "ClusterUpgrade",
+        "metadata": {"name": "to-1-34"}, "spec": {"target": "1.34", "pools": ["a", "b"]}});
+    let created = api
+        .patch("to-1-34", &PatchParams::apply("kup"), &Patch::Apply(body))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(created.metadata.namespace.is_none());
+    let body = json!({"apiVersion": "kup.dev/v1alpha1", "kind": "ClusterUpgrade",
+        "metadata": {"name": "to-1-34"}, "spec": {"pools": ["c"]}});
+    let merged = api
+        .patch("to-1-34", &PatchParams::apply("kup"), &Patch::Apply(body))
+        .await
+        .unwrap();
+    assert_eq!(
+        merged.data["spec"],
+        json!({"target": "1.34", "pools": ["c"]})
+    );
+    assert_eq!(merged.metadata.generation, Some(2));
+    // No printer columns declared: Name and Age, as upstream defaults them.
+    let table: Value = client
+        .request(
+            http::Request::get("/apis/kup.dev/v1alpha1/clusterupgrades")
+                .header("Accept", "application/json;as=Table;g=meta.k8s.io;v=v1")
+                .body(vec![])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let cols: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(cols, ["Name", "Age"]);
+    assert_eq!(table["rows"][0]["cells"][0], "to-1-34");
+    // Namespaced paths do not serve a cluster-scoped kind.
+    let namespaced: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
+    assert_eq!(code(namespaced.get("to-1-34").await), 404);
+    sim.shutdown().await;
+}
