@@ -12,6 +12,7 @@ use futures::StreamExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kup_mocks::k8s::{Scenario, SimConfig, SimHandle, Simulator, User};
 use serde_json::{Value, json};
@@ -398,29 +399,42 @@ async fn watcher_and_controller_see_custom_objects() {
     assert_eq!(second.metadata.name.as_deref(), Some("late"));
     drop(stream);
 
-    // A controller reconciles every Fleet: it records observedGeneration through /status.
-    let writer = fleets.clone();
-    let ctx = Arc::new(writer);
-    let controller =
-        Controller::new_with(fleets.clone(), watcher::Config::default(), fleet_resource())
-            .run(
-                |obj: Arc<DynamicObject>, api: Arc<Api<DynamicObject>>| async move {
-                    let name = obj.metadata.name.clone().unwrap_or_default();
-                    let generation = obj.metadata.generation.unwrap_or(0);
-                    api.patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(
-                    json!({"status": {"phase": "Reconciled", "observedGeneration": generation}}),
-                ),
-            )
-            .await?;
-                    Ok::<_, kube::Error>(Action::await_change())
-                },
-                |_, _, _| Action::requeue(std::time::Duration::from_secs(1)),
-                ctx,
-            )
-            .for_each(|_| async {});
+    // A controller reconciles every Fleet through kube-runtime's finalizer helper: it records
+    // observedGeneration through /status, and lets a deleted Fleet go after its cleanup.
+    let cleaned = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let ctx = Arc::new((fleets.clone(), cleaned.clone()));
+    let controller = Controller::new_with(
+        fleets.clone(),
+        watcher::Config::default(),
+        fleet_resource(),
+    )
+    .run(
+        |obj: Arc<DynamicObject>, ctx: Arc<(Api<DynamicObject>, Arc<std::sync::Mutex<Vec<String>>>)>| async move {
+            let api = ctx.0.clone();
+            finalizer(&api, "kup.dev/cleanup", obj, |event| async {
+                match event {
+                    FinalizerEvent::Apply(obj) => {
+                        let name = obj.metadata.name.clone().unwrap_or_default();
+                        let generation = obj.metadata.generation.unwrap_or(0);
+                        api.patch_status(
+                            &name,
+                            &PatchParams::default(),
+                            &Patch::Merge(json!({"status": {"phase": "Reconciled", "observedGeneration": generation}})),
+                        )
+                        .await?;
+                    }
+                    FinalizerEvent::Cleanup(obj) => {
+                        ctx.1.lock().unwrap().push(obj.metadata.name.clone().unwrap_or_default());
+                    }
+                }
+                Ok::<_, kube::Error>(Action::await_change())
+            })
+            .await
+        },
+        |_, _, _| Action::requeue(std::time::Duration::from_millis(200)),
+        ctx,
+    )
+    .for_each(|_| async {});
     let handle = tokio::spawn(controller);
     fleets
         .patch(
@@ -436,11 +450,23 @@ async fn watcher_and_controller_see_custom_objects() {
                 .is_some_and(|f| {
                     f["status"]["phase"] == "Reconciled"
                         && f["status"]["observedGeneration"] == f["metadata"]["generation"]
+                        && f["metadata"]["generation"] == if *n == "late" { 2 } else { 1 }
+                        && f["metadata"]["finalizers"] == json!(["kup.dev/cleanup"])
                 })
         })
     })
     .await
     .unwrap();
+    fleets
+        .delete("early", &DeleteParams::default())
+        .await
+        .unwrap();
+    sim.wait_for(GUARD, "early cleaned up and gone", |s| {
+        s.get("fleets.kup.dev", Some("default"), "early").is_none()
+    })
+    .await
+    .unwrap();
+    assert_eq!(*cleaned.lock().unwrap(), ["early"]);
     let late = fleets.get("late").await.unwrap();
     assert_eq!(late.metadata.generation, Some(2));
     handle.abort();

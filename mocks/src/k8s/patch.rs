@@ -49,6 +49,18 @@ pub(crate) fn apply(kind: PatchType, current: &Value, patch: &Value) -> Result<V
         PatchType::Json => {
             let p: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            // Upstream's JSON patch lets `test` of `null` pass on a missing path (kube-runtime's
+            // finalizer helper relies on it to add the first finalizer).
+            let p = json_patch::Patch(
+                p.0.into_iter()
+                    .filter(|op| match op {
+                        json_patch::PatchOperation::Test(t) => {
+                            !(t.value.is_null() && doc.pointer(t.path.as_str()).is_none())
+                        }
+                        _ => true,
+                    })
+                    .collect(),
+            );
             json_patch::patch(&mut doc, &p).map_err(|e| {
                 ApiError::unprocessable(format!(
                     "the server rejected our request due to an error in our request: {e}"
@@ -256,6 +268,17 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_patch_test_of_null_passes_on_a_missing_path() {
+        let doc = json!({"metadata": {"name": "a"}});
+        let p = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["x"]}]);
+        let out = apply(PatchType::Json, &doc, &p).unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["x"]));
+        let p = json!([{"op": "test", "path": "/metadata/name", "value": null}]);
+        assert!(apply(PatchType::Json, &doc, &p).is_err());
+    }
 
     #[test]
     fn strategic_merge_follows_merge_keys() {
