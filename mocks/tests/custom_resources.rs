@@ -51,6 +51,9 @@ fn crd() -> Value {
     })
 }
 
+/// What the test controller reconciles with: the Fleet API and the names it cleaned up.
+type Ctx = (Api<DynamicObject>, Arc<std::sync::Mutex<Vec<String>>>);
+
 fn fleet_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("kup.dev", "v1alpha1", "Fleet"),
@@ -409,7 +412,7 @@ async fn watcher_and_controller_see_custom_objects() {
         fleet_resource(),
     )
     .run(
-        |obj: Arc<DynamicObject>, ctx: Arc<(Api<DynamicObject>, Arc<std::sync::Mutex<Vec<String>>>)>| async move {
+        |obj: Arc<DynamicObject>, ctx: Arc<Ctx>| async move {
             let api = ctx.0.clone();
             finalizer(&api, "kup.dev/cleanup", obj, |event| async {
                 match event {
