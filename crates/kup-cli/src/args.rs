@@ -113,6 +113,10 @@ pub enum Command {
         #[arg(long)]
         destination: Option<PathBuf>,
     },
+    /// Upgrade a fleet of clusters (any providers) in stages: plan, run, status, approve,
+    /// halt, resume.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Run the whole job against a built-in simulated EKS cluster, or with `--provider
     /// kubeadm` a simulated kubeadm cluster (no cloud account or nodes; needs a kup built with
     /// the default `demo` feature).
@@ -315,4 +319,101 @@ pub struct DemoArgs {
     /// Where to write the simulated cluster's kubeconfig.
     #[arg(long)]
     pub kubeconfig_out: Option<PathBuf>,
+}
+
+/// `kup fleet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Every member's plan side by side, with the blockers pre-flight finds in each (changes
+    /// nothing).
+    Plan(FleetPlanArgs),
+    /// Run the fleet's upgrade stage by stage; a rerun resumes the wave from its journal.
+    Run(FleetRunArgs),
+    /// The wave's state from its journal: stages, clusters, gates.
+    Status(FleetStateArgs),
+    /// Approve a stage whose gate waits for a person.
+    Approve(FleetApproveArgs),
+    /// Stop starting clusters; running ones stop at their next safe point.
+    Halt(FleetHaltArgs),
+    /// Clear a halt and continue the wave (as `run`).
+    Resume(FleetRunArgs),
+}
+
+/// The fleet file and the wave's state directory.
+#[derive(Debug, Args, Clone)]
+pub struct FleetFileArgs {
+    /// The fleet file: members, stages and gates (YAML or JSON; a `kup.dev` `Fleet`
+    /// manifest is accepted as is).
+    #[arg(long, short = 'f', env = "KUP_FLEET")]
+    pub fleet: PathBuf,
+    /// The wave's journal and controls (default: `.kup-fleet-<fleet name>` beside the fleet
+    /// file).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Flags of `kup fleet plan`.
+#[derive(Debug, Args)]
+pub struct FleetPlanArgs {
+    /// The fleet.
+    #[command(flatten)]
+    pub file: FleetFileArgs,
+    /// Target version for every member.
+    #[arg(long)]
+    pub to: String,
+    /// Members planned and pre-flighted at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallel: usize,
+}
+
+/// Flags of `kup fleet run` and `kup fleet resume`.
+#[derive(Debug, Args)]
+pub struct FleetRunArgs {
+    /// The fleet.
+    #[command(flatten)]
+    pub file: FleetFileArgs,
+    /// Target version for every member (default for a rerun: the journal's).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Don't ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Return when a gate waits for approval instead of waiting for it.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Run options applied to every member.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Flags of `kup fleet status`.
+#[derive(Debug, Args)]
+pub struct FleetStateArgs {
+    /// The fleet.
+    #[command(flatten)]
+    pub file: FleetFileArgs,
+}
+
+/// Flags of `kup fleet approve`.
+#[derive(Debug, Args)]
+pub struct FleetApproveArgs {
+    /// The stage to approve.
+    pub stage: String,
+    /// The fleet.
+    #[command(flatten)]
+    pub file: FleetFileArgs,
+    /// Who approves (default: $USER).
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+/// Flags of `kup fleet halt`.
+#[derive(Debug, Args)]
+pub struct FleetHaltArgs {
+    /// The fleet.
+    #[command(flatten)]
+    pub file: FleetFileArgs,
+    /// Why (kept in the journal and shown by `status`).
+    #[arg(long, default_value = "halted by an operator")]
+    pub reason: String,
 }

@@ -128,9 +128,23 @@ pub fn resolve(args: &ClusterArgs) -> Result<ClusterArgs> {
             ),
         ));
     };
-    let at = at(i);
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut resolved = from_entry(entry, &at(i), &base, args)?;
+    resolved.config = Some(path.clone());
+    Ok(resolved)
+}
+
+/// The cluster an entry describes (a `kup.yaml` entry, or a fleet member), with the flags in
+/// `args` over its values; `at` names the entry in errors, and relative paths resolve against
+/// `base`.
+pub fn from_entry(
+    entry: &BTreeMap<String, serde_json::Value>,
+    at: &str,
+    base: &Path,
+    args: &ClusterArgs,
+) -> Result<ClusterArgs> {
     // Unknown keys first: a misspelt `provider` is reported as what it is.
-    let provider = args.provider.clone().or(text(entry, "provider", &at)?);
+    let provider = args.provider.clone().or(text(entry, "provider", at)?);
     let own = provider.as_deref().and_then(|p| registry::find(p).ok());
     for key in entry.keys() {
         let known = COMMON_KEYS.contains(&key.as_str())
@@ -151,7 +165,6 @@ pub fn resolve(args: &ClusterArgs) -> Result<ClusterArgs> {
             format!("is required (one of: {})", registry::accepted()),
         )
     })?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let rel = |p: String| {
         let p = PathBuf::from(p);
         if p.is_absolute() { p } else { base.join(p) }
@@ -159,18 +172,18 @@ pub fn resolve(args: &ClusterArgs) -> Result<ClusterArgs> {
     let mut settings = args.settings.clone();
     for (key, value) in entry {
         if let Some((_, setting)) = registry::setting(key) {
-            settings.merge_config(setting, value, &base, &at)?;
+            settings.merge_config(setting, value, base, at)?;
         }
     }
     Ok(ClusterArgs {
         provider: Some(provider),
         name: args.name.clone(),
-        config: Some(path.clone()),
+        config: args.config.clone(),
         kubeconfig: args
             .kubeconfig
             .clone()
-            .or(text(entry, "kubeconfig", &at)?.map(rel)),
-        context: args.context.clone().or(text(entry, "context", &at)?),
+            .or(text(entry, "kubeconfig", at)?.map(rel)),
+        context: args.context.clone().or(text(entry, "context", at)?),
         settings,
     })
 }

@@ -40,6 +40,9 @@ pub enum CliError {
     /// An engine error (Kubernetes-side errors arrive wrapped in it).
     #[error(transparent)]
     Engine(#[from] kup_engine::Error),
+    /// A fleet's spec, journal or controls.
+    #[error(transparent)]
+    Fleet(#[from] kup_fleet::Error),
     /// A provider crate's own error, with the category of the [`kup_core::Error`] it maps to.
     #[error("{message}")]
     Provider {
@@ -153,6 +156,7 @@ impl CliError {
             Self::Core(e) => e.category(),
             Self::Engine(e) => e.category(),
             Self::Provider { category, .. } => *category,
+            Self::Fleet(e) => fleet_category(e),
             #[cfg(feature = "demo")]
             Self::Mocks(_) => ErrorCategory::Provider,
             Self::Io { .. } | Self::Failed(_) => ErrorCategory::OperationFailed,
@@ -169,6 +173,18 @@ impl CliError {
             ErrorCategory::Busy => EXIT_BUSY,
             _ => EXIT_FAILED,
         }
+    }
+}
+
+/// What kind of fleet error `e` is.
+fn fleet_category(e: &kup_fleet::Error) -> ErrorCategory {
+    match e {
+        kup_fleet::Error::InvalidSpec(_)
+        | kup_fleet::Error::InvalidRequest { .. }
+        | kup_fleet::Error::RunMismatch { .. }
+        | kup_fleet::Error::Corrupt { .. } => ErrorCategory::InvalidInput,
+        kup_fleet::Error::Engine { source, .. } => source.category(),
+        _ => ErrorCategory::OperationFailed,
     }
 }
 

@@ -6,6 +6,7 @@ mod config;
 #[cfg(feature = "demo")]
 mod demo;
 mod error;
+mod fleet;
 mod output;
 mod registry;
 mod rollback;
@@ -35,6 +36,7 @@ async fn demo(_: &Cli, _: &args::DemoArgs) -> Result<()> {
 async fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Demo(a) => demo(cli, a).await,
+        Command::Fleet(f) => fleet::dispatch(cli, f).await,
         Command::Drain(a) => {
             let kube = target::kube(&config::resolve(&cli.cluster)?).await?;
             output::warn(cli, &kube.warnings);
@@ -78,7 +80,10 @@ async fn dispatch(cli: &Cli) -> Result<()> {
                 Command::Backup { destination } => {
                     commands::backup(cli, t.provider.as_ref(), destination.clone()).await
                 }
-                Command::Demo(_) | Command::Drain(_) | Command::Uncordon { .. } => Ok(()),
+                Command::Demo(_)
+                | Command::Drain(_)
+                | Command::Uncordon { .. }
+                | Command::Fleet(_) => Ok(()),
             }
         }
     }
