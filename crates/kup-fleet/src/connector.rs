@@ -55,7 +55,7 @@ impl MemberCluster {
         }
         builder.build().map_err(|source| Error::Engine {
             cluster: name.to_string(),
-            source,
+            source: Box::new(source),
         })
     }
 }

@@ -62,7 +62,7 @@ pub enum Error {
         cluster: String,
         /// The engine's error.
         #[source]
-        source: kup_engine::Error,
+        source: Box<kup_engine::Error>,
     },
 
     /// Reading or writing the fleet journal or the controls failed.
