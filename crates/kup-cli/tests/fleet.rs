@@ -132,10 +132,13 @@ impl Fleet {
         calls
             .iter()
             .filter(|(op, _)| {
-                ["updateMaster", "updateCluster", "UpdateClusterVersion"]
-                    .iter()
-                    .any(|u| op.as_str() == *u)
-                    || op.as_str() == "PUT managedCluster"
+                [
+                    "updateMaster",
+                    "updateCluster",
+                    "UpdateClusterVersion",
+                    "PUT managedCluster",
+                ]
+                .contains(&op.as_str())
             })
             .map(|(_, n)| *n)
             .sum()
