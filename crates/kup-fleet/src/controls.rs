@@ -37,7 +37,28 @@ pub struct HaltRequest {
     pub at: Timestamp,
 }
 
+impl Approval {
+    /// `stage` approved by `by` now; the stage name must be usable as a file name.
+    pub fn now(stage: &str, by: &str) -> Result<Self> {
+        check_stage_name(stage)?;
+        Ok(Self {
+            stage: stage.into(),
+            by: by.into(),
+            at: Timestamp::now(),
+        })
+    }
+}
+
 impl HaltRequest {
+    /// A halt asked for by `by` now, for `reason`.
+    pub fn now(by: &str, reason: &str) -> Self {
+        Self {
+            by: by.into(),
+            reason: reason.into(),
+            at: Timestamp::now(),
+        }
+    }
+
     /// The request in words.
     pub fn describe(&self) -> String {
         format!(
@@ -98,22 +119,13 @@ impl FleetControls for MemoryFleetControls {
     }
 
     async fn approve(&self, stage: &str, by: &str) -> Result<Approval> {
-        check_stage_name(stage)?;
-        let a = Approval {
-            stage: stage.into(),
-            by: by.into(),
-            at: Timestamp::now(),
-        };
+        let a = Approval::now(stage, by)?;
         self.with(|s| s.approvals.insert(stage.into(), a.clone()));
         Ok(a)
     }
 
     async fn request_halt(&self, by: &str, reason: &str) -> Result<HaltRequest> {
-        let h = HaltRequest {
-            by: by.into(),
-            reason: reason.into(),
-            at: Timestamp::now(),
-        };
+        let h = HaltRequest::now(by, reason);
         self.with(|s| s.halt = Some(h.clone()));
         Ok(h)
     }
@@ -202,22 +214,13 @@ impl FleetControls for FileFleetControls {
     }
 
     async fn approve(&self, stage: &str, by: &str) -> Result<Approval> {
-        check_stage_name(stage)?;
-        let a = Approval {
-            stage: stage.into(),
-            by: by.into(),
-            at: Timestamp::now(),
-        };
+        let a = Approval::now(stage, by)?;
         crate::journal::write_json(&self.dir, &format!("{APPROVE_PREFIX}{stage}.json"), &a).await?;
         Ok(a)
     }
 
     async fn request_halt(&self, by: &str, reason: &str) -> Result<HaltRequest> {
-        let h = HaltRequest {
-            by: by.into(),
-            reason: reason.into(),
-            at: Timestamp::now(),
-        };
+        let h = HaltRequest::now(by, reason);
         crate::journal::write_json(&self.dir, HALT_FILE, &h).await?;
         Ok(h)
     }

@@ -185,7 +185,7 @@ async fn run(cli: &Cli, a: &FleetRunArgs, resume: bool) -> Result<()> {
         target,
         connector,
         journal,
-        Arc::new(controls(&f)?),
+        Arc::new(FileFleetControls::new(&f.state_dir)),
         sink,
     )?
     .with_options(RunnerOptions {
